@@ -1,0 +1,637 @@
+// The engine: applies commands to the conversation, routing-group and agent actors as one
+// deterministic step, tells each machine the facts it needs (free seats, free slots), hands waiting
+// conversations to agents, and returns the events that happened. Pure: time comes with the call.
+import { initialTransition, type SnapshotFrom, transition } from 'xstate';
+import { type AgentMachineEvent, agentMachine } from './agent.ts';
+import {
+  type ConversationContext,
+  type ConversationMachine,
+  type ConversationMachineEvent,
+  createConversationMachine,
+  currentSnooze,
+  messageIdOf,
+  type Placement,
+  type TransferOutcome,
+} from './conversation.ts';
+import {
+  type Command,
+  type ConversationCommand,
+  type DomainEvent,
+  REJECTION_REASONS,
+  type RejectionCode,
+  type StartConversation,
+  type Transfer,
+} from './events.ts';
+import { targetGroup } from './routing.ts';
+import {
+  hasFreeSeat,
+  orderWaitingList,
+  positionInWaitingList,
+  type RoutingGroupContext,
+  type RoutingGroupEvent,
+  routingGroupMachine,
+  typicalReplyMs,
+  type WaitingEntry,
+} from './routing-group.ts';
+import type { AgentSettings, RoutingGroupSettings, RoutingRule, Settings } from './settings.ts';
+
+type ConversationSnapshot = SnapshotFrom<ConversationMachine>;
+type GroupSnapshot = SnapshotFrom<typeof routingGroupMachine>;
+type AgentSnapshot = SnapshotFrom<typeof agentMachine>;
+
+/** A hosted conversation: its machine snapshot and what makes commands idempotent. */
+interface ConversationRecord {
+  snapshot: ConversationSnapshot;
+  /** Ids of the latest commands applied, newest last. */
+  recentCommands: string[];
+  /** Ids of the latest messages added, newest last (a retried message is not added twice). */
+  recentMessages: string[];
+}
+
+export type ConversationState = 'bot' | 'queued' | 'assigned' | 'snoozed' | 'closed';
+
+export interface ConversationView {
+  readonly state: ConversationState;
+  /** The full state path, e.g. `bot.parked`. */
+  readonly path: string;
+  readonly context: ConversationContext;
+}
+
+/** Where a conversation sits among the groups and agents; derived from its snapshot. */
+type Seat =
+  | { kind: 'none' }
+  | { kind: 'waiting'; group: string; entry: WaitingEntry }
+  | { kind: 'snoozed'; group: string; until: number }
+  | { kind: 'assigned'; group: string; agent: string };
+
+export interface EngineOptions {
+  /** How many command ids (and message ids) each conversation remembers. */
+  readonly remember?: number;
+}
+
+/** The engine's whole state as plain JSON, for persistence and comparison. */
+export interface EngineState {
+  readonly conversations: Record<
+    string,
+    {
+      readonly value: unknown;
+      readonly context: ConversationContext;
+      readonly recentCommands: readonly string[];
+      readonly recentMessages: readonly string[];
+    }
+  >;
+  readonly groups: Record<string, RoutingGroupContext>;
+  readonly agents: Record<
+    string,
+    { readonly presence: string; readonly context: AgentSnapshot['context'] }
+  >;
+  readonly blockedVisitors: readonly string[];
+}
+
+/** Thrown when the engine finds its own invariants broken: a bug, never bad input. */
+export class EngineInvariantError extends Error {
+  readonly code = 'PARLEY_ERR_ENGINE_INVARIANT';
+}
+
+function stateOf(snapshot: ConversationSnapshot): ConversationState {
+  const v = snapshot.value;
+  return (typeof v === 'string' ? v : Object.keys(v)[0]) as ConversationState;
+}
+
+function pathOf(value: unknown): string {
+  if (typeof value === 'string') return value;
+  const [k, v] = Object.entries(value as Record<string, unknown>)[0] ?? ['', ''];
+  return `${k}.${pathOf(v)}`;
+}
+
+export class Engine {
+  readonly settings: Settings;
+  readonly #machine: ConversationMachine;
+  readonly #remember: number;
+  readonly #rules: Map<string, RoutingRule>;
+  readonly #groupSettings: Map<string, RoutingGroupSettings>;
+  readonly #agentSettings: Map<string, AgentSettings>;
+  readonly #conversations = new Map<string, ConversationRecord>();
+  readonly #groups = new Map<string, GroupSnapshot>();
+  readonly #agents = new Map<string, AgentSnapshot>();
+  readonly #blocked = new Set<string>();
+
+  constructor(settings: Settings, options: EngineOptions = {}) {
+    this.settings = settings;
+    this.#machine = createConversationMachine(settings);
+    this.#remember = options.remember ?? 16;
+    this.#rules = new Map(settings.rules.map((r) => [r.id, r]));
+    this.#groupSettings = new Map(settings.groups.map((g) => [g.id, g]));
+    this.#agentSettings = new Map(settings.agents.map((a) => [a.id, a]));
+    for (const g of settings.groups) {
+      this.#groups.set(g.id, initialTransition(routingGroupMachine, { id: g.id, cap: g.cap })[0]);
+    }
+    for (const a of settings.agents) {
+      this.#agents.set(a.id, initialTransition(agentMachine, a)[0]);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Applying commands
+
+  /** Applies one command at time `now` and returns what happened. A command already applied changes nothing. */
+  apply(command: Command, now: number): DomainEvent[] {
+    const out: DomainEvent[] = [];
+    if (command.type === 'SetAgentPresence') {
+      this.#setAgentPresence(command, now, out);
+    } else if (command.type === 'StartConversation') {
+      this.#start(command, now, out);
+    } else {
+      this.#applyToConversation(command, now, out);
+    }
+    this.#dispatch(now, out);
+    return out;
+  }
+
+  #start(cmd: StartConversation, now: number, out: DomainEvent[]): void {
+    if (this.#conversations.has(cmd.conversation)) {
+      // The same command again is a no-op; another command reusing the id is refused.
+      if (!this.#conversations.get(cmd.conversation)!.recentCommands.includes(cmd.id)) {
+        out.push(this.#rejection(cmd, now, 'conversation-exists'));
+      }
+      return;
+    }
+    if (!this.#rules.has(cmd.rule)) return void out.push(this.#rejection(cmd, now, 'unknown-rule'));
+    if (this.#blocked.has(cmd.visitor)) {
+      return void out.push(this.#rejection(cmd, now, 'visitor-blocked'));
+    }
+    const message = cmd.message
+      ? { ...cmd.message, id: messageIdOf(cmd.id, cmd.message) }
+      : undefined;
+    const [snapshot, actions] = initialTransition(this.#machine, {
+      id: cmd.conversation,
+      visitor: cmd.visitor,
+      rule: cmd.rule,
+      visitorOnline: cmd.visitorOnline ?? true,
+      at: now,
+      ...(message ? { message } : {}),
+    });
+    this.#conversations.set(cmd.conversation, {
+      snapshot,
+      recentCommands: [cmd.id],
+      recentMessages: message ? [message.id] : [],
+    });
+    collect(actions, out);
+    this.#settle(cmd.conversation, now, out);
+  }
+
+  #applyToConversation(
+    cmd: Exclude<ConversationCommand, StartConversation>,
+    now: number,
+    out: DomainEvent[],
+  ): void {
+    const rec = this.#conversations.get(cmd.conversation);
+    if (!rec) return void out.push(this.#rejection(cmd, now, 'unknown-conversation'));
+    if (rec.recentCommands.includes(cmd.id)) return;
+    const event = this.#withFacts(cmd, rec, now);
+    remember(rec.recentCommands, cmd.id, this.#remember);
+    if (event === 'duplicate-message') return;
+    if (typeof event === 'string') return void out.push(this.#rejection(cmd, now, event));
+    if (event.type === 'SendMessage') remember(rec.recentMessages, event.messageId, this.#remember);
+    this.#step(cmd.conversation, event, out);
+    for (const e of out) if (e.type === 'VisitorBlocked') this.#blocked.add(e.visitor);
+    this.#settle(cmd.conversation, now, out);
+  }
+
+  /** The command as the machine receives it: stamped with the time and the facts it needs. */
+  #withFacts(
+    cmd: Exclude<ConversationCommand, StartConversation>,
+    rec: ConversationRecord,
+    at: number,
+  ): ConversationMachineEvent | RejectionCode | 'duplicate-message' {
+    const ctx = rec.snapshot.context;
+    switch (cmd.type) {
+      case 'SendMessage': {
+        const messageId = messageIdOf(cmd.id, cmd.message);
+        if (rec.recentMessages.includes(messageId)) return 'duplicate-message';
+        return { ...cmd, at, messageId, visitorBlocked: this.#blocked.has(ctx.visitor) };
+      }
+      case 'Snooze': {
+        const group = ctx.group === null ? undefined : this.#groups.get(ctx.group);
+        return { ...cmd, at, seatFree: group !== undefined && hasFreeSeat(group.context) };
+      }
+      case 'Transfer': {
+        const outcome = this.#transferOutcome(ctx, cmd);
+        return typeof outcome === 'string' ? outcome : { ...cmd, at, outcome };
+      }
+      default:
+        return { ...cmd, at };
+    }
+  }
+
+  /**
+   * A transfer to an agent with a free slot assigns at once, whatever the agent's presence (the
+   * conversation waits on their panel); to an agent without one, it waits in the group's list,
+   * reserved for that agent. A transfer to a group enters that group's waiting list.
+   */
+  #transferOutcome(ctx: ConversationContext, cmd: Transfer): TransferOutcome | RejectionCode {
+    if ('agent' in cmd.to) {
+      const target = this.#agents.get(cmd.to.agent);
+      if (!target) return 'unknown-agent';
+      if (cmd.to.agent === ctx.agent) return 'not-allowed-in-state';
+      if (target.context.conversations.length < target.context.slots) {
+        return { kind: 'assign', agent: cmd.to.agent };
+      }
+      const group = ctx.group === null ? undefined : this.#groups.get(ctx.group);
+      if (!group || ctx.group === null) return 'not-allowed-in-state';
+      return hasFreeSeat(group.context)
+        ? { kind: 'queue', group: ctx.group, reservedFor: cmd.to.agent }
+        : { kind: 'refuse', code: 'waiting-list-full' };
+    }
+    const group = this.#groups.get(cmd.to.group);
+    if (!group) return 'unknown-group';
+    return hasFreeSeat(group.context)
+      ? { kind: 'queue', group: cmd.to.group, reservedFor: null }
+      : { kind: 'refuse', code: 'waiting-list-full' };
+  }
+
+  /** Resolves an escalation the bot started: the target group, its overflow, or parking. */
+  #settle(id: string, now: number, out: DomainEvent[]): void {
+    const rec = this.#conversations.get(id)!;
+    if (!rec.snapshot.matches({ bot: 'escalating' })) return;
+    const ctx = rec.snapshot.context;
+    const rule = this.#rules.get(ctx.rule)!;
+    this.#step(
+      id,
+      {
+        type: 'engine.place',
+        at: now,
+        placement: this.#placement(targetGroup(rule, ctx.bot.answers)),
+      },
+      out,
+    );
+  }
+
+  /** Follows the overflow chain from `first` to a group with a free seat, else parks at `first`. */
+  #placement(first: string): Placement {
+    const seen = new Set<string>();
+    let id = first;
+    for (;;) {
+      const group = this.#groups.get(id);
+      if (!group || seen.has(id)) return { kind: 'park', group: first };
+      if (hasFreeSeat(group.context)) {
+        return { kind: 'queue', group: id, reason: id === first ? 'escalated' : 'overflowed' };
+      }
+      seen.add(id);
+      const overflow = this.#groupSettings.get(id)!.overflow;
+      if (overflow.kind === 'bot') return { kind: 'park', group: first };
+      id = overflow.group;
+    }
+  }
+
+  #setAgentPresence(
+    cmd: Extract<Command, { type: 'SetAgentPresence' }>,
+    now: number,
+    out: DomainEvent[],
+  ): void {
+    const agent = this.#agents.get(cmd.agent);
+    if (!agent) return void out.push(this.#rejection(cmd, now, 'unknown-agent'));
+    this.#agents.set(
+      cmd.agent,
+      this.#transitionAgent(agent, { type: 'presence', presence: cmd.presence, at: now }, out),
+    );
+    if (cmd.presence !== 'offline') return;
+    for (const id of [...agent.context.conversations]) {
+      const ctx = this.#conversations.get(id)!.snapshot.context;
+      const group = ctx.group === null ? undefined : this.#groups.get(ctx.group);
+      const policy =
+        ctx.group === null ? 'keep' : this.#groupSettings.get(ctx.group)!.offlinePolicy;
+      // A conversation that finds no free seat stays with the agent rather than break the cap.
+      if (policy === 'return' && group && hasFreeSeat(group.context)) {
+        this.#step(id, { type: 'engine.return', at: now }, out);
+      }
+    }
+  }
+
+  /**
+   * Hands waiting conversations to agents until no more can be: each round takes, across groups,
+   * the oldest head that some agent can take, so an agent of several groups serves the longest wait.
+   */
+  #dispatch(now: number, out: DomainEvent[]): void {
+    for (;;) {
+      let best: { entry: WaitingEntry; agent: string } | undefined;
+      for (const [groupId, group] of this.#groups) {
+        const settings = this.#groupSettings.get(groupId)!;
+        for (const entry of orderWaitingList(group.context.waiting, settings.orderingWindowMs)) {
+          const agent = this.#pickAgent(groupId, entry);
+          if (agent === undefined) continue;
+          if (!best || entry.readyAt < best.entry.readyAt) best = { entry, agent };
+          break;
+        }
+      }
+      if (!best) return;
+      this.#step(
+        best.entry.conversation,
+        { type: 'engine.assign', at: now, agent: best.agent },
+        out,
+      );
+    }
+  }
+
+  /** The agent a waiting conversation goes to: its reserved agent, else the least loaded, longest idle online member. */
+  #pickAgent(groupId: string, entry: WaitingEntry): string | undefined {
+    const free = (a: AgentSnapshot) => a.context.conversations.length < a.context.slots;
+    if (entry.reservedFor !== null) {
+      const a = this.#agents.get(entry.reservedFor);
+      return a && free(a) ? entry.reservedFor : undefined;
+    }
+    let best: AgentSnapshot | undefined;
+    for (const a of this.#agents.values()) {
+      if (!a.matches('online') || !free(a)) continue;
+      if (!this.#agentSettings.get(a.context.id)!.groups.includes(groupId)) continue;
+      if (!best || compareAgents(a, best) < 0) best = a;
+    }
+    return best?.context.id;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // One machine step, and keeping groups and agents in line with the conversation
+
+  #step(id: string, event: ConversationMachineEvent, out: DomainEvent[]): void {
+    const rec = this.#conversations.get(id)!;
+    const before = rec.snapshot;
+    const [after, actions] = transition(this.#machine, before, event);
+    rec.snapshot = after;
+    collect(actions, out);
+    this.#syncSeat(seatOf(before), seatOf(after), id, event.at, out);
+    if (
+      before.context.visitorOnline !== after.context.visitorOnline &&
+      after.context.group !== null
+    ) {
+      this.#sendToGroup(after.context.group, {
+        type: 'visitorPresence',
+        conversation: id,
+        online: after.context.visitorOnline,
+      });
+    }
+    const t = after.context.times;
+    if (
+      before.context.times.firstReplyAt === null &&
+      t.firstReplyAt !== null &&
+      after.context.group !== null
+    ) {
+      this.#sendToGroup(after.context.group, {
+        type: 'firstResponse',
+        ms: t.firstReplyAt - (t.escalatedAt ?? t.createdAt),
+      });
+    }
+  }
+
+  #syncSeat(before: Seat, after: Seat, id: string, at: number, out: DomainEvent[]): void {
+    if (sameSeat(before, after)) return;
+    if (before.kind === 'assigned')
+      this.#sendToAgent(before.agent, { type: 'release', conversation: id }, out);
+    if (before.kind === 'waiting' || before.kind === 'snoozed') {
+      this.#sendToGroup(before.group, { type: 'leave', conversation: id });
+    }
+    if (after.kind === 'waiting')
+      this.#expect(this.#sendToGroup(after.group, { type: 'wait', entry: after.entry }), id, after);
+    if (after.kind === 'snoozed') {
+      this.#expect(
+        this.#sendToGroup(after.group, {
+          type: 'snooze',
+          entry: { conversation: id, until: after.until },
+        }),
+        id,
+        after,
+      );
+    }
+    if (after.kind === 'assigned') {
+      this.#expect(
+        this.#sendToAgent(after.agent, { type: 'take', conversation: id, at }, out),
+        id,
+        after,
+      );
+    }
+  }
+
+  #expect(changed: boolean, id: string, seat: Seat): void {
+    if (!changed)
+      throw new EngineInvariantError(
+        `conversation ${id} could not take its seat ${JSON.stringify(seat)}`,
+      );
+  }
+
+  #sendToGroup(id: string, event: RoutingGroupEvent): boolean {
+    const before = this.#groups.get(id);
+    if (!before) throw new EngineInvariantError(`unknown routing group ${id}`);
+    const [after] = transition(routingGroupMachine, before, event);
+    this.#groups.set(id, after);
+    return after.context !== before.context;
+  }
+
+  #sendToAgent(id: string, event: AgentMachineEvent, out: DomainEvent[]): boolean {
+    const before = this.#agents.get(id);
+    if (!before) throw new EngineInvariantError(`unknown agent ${id}`);
+    const after = this.#transitionAgent(before, event, out);
+    this.#agents.set(id, after);
+    return after.context !== before.context;
+  }
+
+  #transitionAgent(
+    agent: AgentSnapshot,
+    event: AgentMachineEvent,
+    out: DomainEvent[],
+  ): AgentSnapshot {
+    const [after, actions] = transition(agentMachine, agent, event);
+    collect(actions, out);
+    return after;
+  }
+
+  #rejection(cmd: Command, at: number, code: RejectionCode): DomainEvent {
+    return {
+      type: 'CommandRejected',
+      at,
+      command: cmd.id,
+      commandType: cmd.type,
+      conversation: 'conversation' in cmd ? cmd.conversation : null,
+      code,
+      reason: REJECTION_REASONS[code],
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Reading
+
+  /** Snooze deadlines at or before `now`, earliest first: what the timer index delivers. */
+  dueSnoozes(now: number): { conversation: string; until: number }[] {
+    return this.snoozeDeadlines().filter((d) => d.until <= now);
+  }
+
+  /** Every pending snooze deadline, earliest first. */
+  snoozeDeadlines(): { conversation: string; until: number }[] {
+    const all: { conversation: string; until: number }[] = [];
+    for (const g of this.#groups.values()) all.push(...g.context.snoozed);
+    return all.sort((a, b) => a.until - b.until || (a.conversation < b.conversation ? -1 : 1));
+  }
+
+  conversation(id: string): ConversationView | undefined {
+    const rec = this.#conversations.get(id);
+    if (!rec) return undefined;
+    return {
+      state: stateOf(rec.snapshot),
+      path: pathOf(rec.snapshot.value),
+      context: rec.snapshot.context,
+    };
+  }
+
+  conversationIds(): string[] {
+    return [...this.#conversations.keys()];
+  }
+
+  group(id: string): RoutingGroupContext | undefined {
+    return this.#groups.get(id)?.context;
+  }
+
+  /** The waiting list in hand-out order. */
+  waitingList(groupId: string): WaitingEntry[] {
+    const g = this.#groups.get(groupId);
+    const s = this.#groupSettings.get(groupId);
+    return g && s ? orderWaitingList(g.context.waiting, s.orderingWindowMs) : [];
+  }
+
+  agent(
+    id: string,
+  ): { presence: string; conversations: readonly string[]; slots: number } | undefined {
+    const a = this.#agents.get(id);
+    if (!a) return undefined;
+    return {
+      presence: String(a.value),
+      conversations: a.context.conversations,
+      slots: a.context.slots,
+    };
+  }
+
+  isBlocked(visitor: string): boolean {
+    return this.#blocked.has(visitor);
+  }
+
+  /** What the widget shows a waiting visitor: their place in line and the group's typical reply time. */
+  waitingInfo(
+    conversationId: string,
+  ): { position: number | null; typicalReplyMs: number } | undefined {
+    const ctx = this.#conversations.get(conversationId)?.snapshot.context;
+    if (!ctx) return undefined;
+    const groupId = ctx.group ?? targetGroup(this.#rules.get(ctx.rule)!, ctx.bot.answers);
+    const g = this.#groups.get(groupId);
+    const s = this.#groupSettings.get(groupId);
+    if (!g || !s) return undefined;
+    return {
+      position: positionInWaitingList(g.context, s.orderingWindowMs, conversationId),
+      typicalReplyMs: typicalReplyMs(g.context, s.typicalReplyMs),
+    };
+  }
+
+  /** The engine's whole state as JSON-ready data. */
+  state(): EngineState {
+    const conversations: Record<string, EngineState['conversations'][string]> = {};
+    for (const [id, rec] of this.#conversations) {
+      conversations[id] = {
+        value: rec.snapshot.value,
+        context: rec.snapshot.context,
+        recentCommands: [...rec.recentCommands],
+        recentMessages: [...rec.recentMessages],
+      };
+    }
+    const groups: Record<string, RoutingGroupContext> = {};
+    for (const [id, g] of this.#groups) groups[id] = g.context;
+    const agents: Record<string, EngineState['agents'][string]> = {};
+    for (const [id, a] of this.#agents)
+      agents[id] = { presence: String(a.value), context: a.context };
+    return { conversations, groups, agents, blockedVisitors: [...this.#blocked].sort() };
+  }
+
+  /** An engine that continues from a state taken with `state()`. */
+  static restore(settings: Settings, state: EngineState, options: EngineOptions = {}): Engine {
+    const engine = new Engine(settings, options);
+    for (const [id, c] of Object.entries(state.conversations)) {
+      engine.#conversations.set(id, {
+        snapshot: engine.#machine.resolveState({ value: c.value as never, context: c.context }),
+        recentCommands: [...c.recentCommands],
+        recentMessages: [...c.recentMessages],
+      });
+    }
+    for (const [id, g] of Object.entries(state.groups)) {
+      engine.#groups.set(id, routingGroupMachine.resolveState({ value: 'open', context: g }));
+    }
+    for (const [id, a] of Object.entries(state.agents)) {
+      engine.#agents.set(
+        id,
+        agentMachine.resolveState({ value: a.presence as never, context: a.context }),
+      );
+    }
+    for (const v of state.blockedVisitors) engine.#blocked.add(v);
+    return engine;
+  }
+}
+
+function compareAgents(a: AgentSnapshot, b: AgentSnapshot): number {
+  const load = a.context.conversations.length - b.context.conversations.length;
+  if (load !== 0) return load;
+  const idle = (a.context.lastAssignedAt ?? -Infinity) - (b.context.lastAssignedAt ?? -Infinity);
+  if (idle !== 0 && !Number.isNaN(idle)) return idle;
+  return a.context.id < b.context.id ? -1 : a.context.id > b.context.id ? 1 : 0;
+}
+
+function seatOf(s: ConversationSnapshot): Seat {
+  const ctx = s.context;
+  const state = stateOf(s);
+  if (ctx.group === null) return { kind: 'none' };
+  if (state === 'queued' && ctx.queue) {
+    return {
+      kind: 'waiting',
+      group: ctx.group,
+      entry: {
+        conversation: ctx.id,
+        readyAt: ctx.queue.readyAt,
+        woken: ctx.queue.woken,
+        visitorOnline: ctx.visitorOnline,
+        reservedFor: ctx.reservedFor,
+      },
+    };
+  }
+  if (state === 'snoozed') {
+    const snooze = currentSnooze(ctx);
+    return snooze ? { kind: 'snoozed', group: ctx.group, until: snooze.until } : { kind: 'none' };
+  }
+  if (state === 'assigned' && ctx.agent !== null)
+    return { kind: 'assigned', group: ctx.group, agent: ctx.agent };
+  return { kind: 'none' };
+}
+
+function sameSeat(a: Seat, b: Seat): boolean {
+  if (a.kind !== b.kind) return false;
+  switch (a.kind) {
+    case 'none':
+      return true;
+    case 'waiting': {
+      const e = (b as typeof a).entry;
+      return (
+        a.group === (b as typeof a).group &&
+        a.entry.readyAt === e.readyAt &&
+        a.entry.reservedFor === e.reservedFor
+      );
+    }
+    case 'snoozed':
+      return a.group === (b as typeof a).group && a.until === (b as typeof a).until;
+    case 'assigned':
+      return a.group === (b as typeof a).group && a.agent === (b as typeof a).agent;
+  }
+}
+
+function remember(list: string[], id: string, size: number): void {
+  list.push(id);
+  if (list.length > size) list.splice(0, list.length - size);
+}
+
+/** Keeps the events the machines emitted, in order. */
+function collect(actions: readonly { type: string; params?: unknown }[], out: DomainEvent[]): void {
+  for (const a of actions) {
+    if (a.type === 'xstate.emit') out.push((a.params as { event: DomainEvent }).event);
+  }
+}
