@@ -716,7 +716,10 @@ export function createConversationMachine(settings: Settings) {
       // Commands a state does not handle are refused with a reason, never dropped in silence.
       '*': { actions: { type: 'reject', params: { code: 'not-allowed-in-state' } } },
       SnoozeExpired: {}, // a stale or late timer does nothing
-      SetVisitorPresence: { guard: 'visitorPresenceChanges', actions: 'recordVisitorPresence' },
+      SetVisitorPresence: [
+        { guard: 'visitorPresenceChanges', actions: 'recordVisitorPresence' },
+        {}, // already so: nothing to say
+      ],
       MarkRead: [
         { guard: 'byTheVisitor', actions: 'markRead' },
         { actions: { type: 'reject', params: { code: 'not-the-visitor' } } },

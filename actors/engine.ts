@@ -114,6 +114,8 @@ export class Engine {
   readonly #conversations = new Map<string, ConversationRecord>();
   readonly #groups = new Map<string, GroupSnapshot>();
   readonly #agents = new Map<string, AgentSnapshot>();
+  /** Ids of the latest commands applied to each agent, newest last. */
+  readonly #agentCommands = new Map<string, string[]>();
   readonly #blocked = new Set<string>();
 
   constructor(settings: Settings, options: EngineOptions = {}) {
@@ -192,9 +194,18 @@ export class Engine {
     remember(rec.recentCommands, cmd.id, this.#remember);
     if (event === 'duplicate-message') return;
     if (typeof event === 'string') return void out.push(this.#rejection(cmd, now, event));
-    if (event.type === 'SendMessage') remember(rec.recentMessages, event.messageId, this.#remember);
     this.#step(cmd.conversation, event, out);
-    for (const e of out) if (e.type === 'VisitorBlocked') this.#blocked.add(e.visitor);
+    for (const e of out) {
+      if (e.type === 'VisitorBlocked') this.#blocked.add(e.visitor);
+      // Only a message that was added is remembered: a refused one may be sent again.
+      if (
+        e.type === 'MessageAdded' &&
+        event.type === 'SendMessage' &&
+        e.message.id === event.messageId
+      ) {
+        remember(rec.recentMessages, e.message.id, this.#remember);
+      }
+    }
     this.#settle(cmd.conversation, now, out);
   }
 
@@ -291,6 +302,10 @@ export class Engine {
   ): void {
     const agent = this.#agents.get(cmd.agent);
     if (!agent) return void out.push(this.#rejection(cmd, now, 'unknown-agent'));
+    const recent = this.#agentCommands.get(cmd.agent) ?? [];
+    if (recent.includes(cmd.id)) return;
+    remember(recent, cmd.id, this.#remember);
+    this.#agentCommands.set(cmd.agent, recent);
     this.#agents.set(
       cmd.agent,
       this.#transitionAgent(agent, { type: 'presence', presence: cmd.presence, at: now }, out),

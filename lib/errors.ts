@@ -1,0 +1,90 @@
+// Every error Parley can raise: a PARLEY_ERR_* code, a message template and an HTTP status.
+// The gateway turns them into problem+json bodies, the CLI into one line and an exit status.
+
+interface ErrorSpec {
+  /** `%s` placeholders are filled, in order, by the arguments given to `new ParleyError`. */
+  readonly message: string;
+  readonly statusCode: number;
+}
+
+/**
+ * The catalogue. To add an error, add a line here: the code, its template and its status.
+ * The number of `%s` in a template is checked at compile time against the arguments given.
+ */
+export const ERRORS = {
+  // Configuration, read once at start (a server-side fault: 500 if it ever reaches HTTP).
+  PARLEY_ERR_CONFIG_NOT_FOUND: {
+    message: 'Configuration file not found: %s (%s)',
+    statusCode: 500,
+  },
+  PARLEY_ERR_CONFIG_UNREADABLE: {
+    message: 'Cannot read configuration file %s: %s',
+    statusCode: 500,
+  },
+  PARLEY_ERR_CONFIG_SYNTAX: {
+    message: 'Configuration file %s is not valid YAML or JSON:\n%s',
+    statusCode: 500,
+  },
+  PARLEY_ERR_CONFIG_INVALID: {
+    message: 'Invalid configuration in %s (%s):\n%s',
+    statusCode: 500,
+  },
+
+  // Input from visitors, agents and integrators.
+  PARLEY_ERR_INVALID_DURATION: {
+    message: 'Invalid duration %s: %s',
+    statusCode: 400,
+  },
+  PARLEY_ERR_INVALID_COMMAND: {
+    message: 'Invalid command: %s',
+    statusCode: 400,
+  },
+  PARLEY_ERR_NOT_FOUND: {
+    message: '%s not found',
+    statusCode: 404,
+  },
+} as const satisfies Record<`PARLEY_ERR_${string}`, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** One argument per `%s` of the template of `C`. */
+export type ErrorArgs<C extends ErrorCode> = Placeholders<(typeof ERRORS)[C]['message']>;
+
+type Placeholders<S extends string> = S extends `${string}%s${infer Rest}`
+  ? [unknown, ...Placeholders<Rest>]
+  : [];
+
+export interface ErrorOptions {
+  /** Structured data for machines (the gateway's problem+json, tests): e.g. a list of problems. */
+  readonly details?: unknown;
+  readonly cause?: unknown;
+}
+
+/** An error with a code from {@link ERRORS}, its HTTP status and optional structured details. */
+export class ParleyError<C extends ErrorCode = ErrorCode> extends Error {
+  override readonly name = 'ParleyError';
+  readonly code: C;
+  readonly statusCode: number;
+  readonly details?: unknown;
+
+  constructor(code: C, args: ErrorArgs<C>, options: ErrorOptions = {}) {
+    const spec: ErrorSpec = ERRORS[code];
+    super(fillTemplate(spec.message, args), { cause: options.cause });
+    this.code = code;
+    this.statusCode = spec.statusCode;
+    if (options.details !== undefined) this.details = options.details;
+  }
+}
+
+/** True when `error` is a ParleyError, with the given code if one is given. */
+export function isParleyError<C extends ErrorCode>(
+  error: unknown,
+  code?: C,
+): error is ParleyError<C> {
+  return error instanceof ParleyError && (code === undefined || error.code === code);
+}
+
+function fillTemplate(template: string, args: readonly unknown[]): string {
+  let next = 0;
+  return template.replace(/%s/g, () => String(args[next++]));
+}
