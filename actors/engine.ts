@@ -306,11 +306,13 @@ export class Engine {
     if (recent.includes(cmd.id)) return;
     remember(recent, cmd.id, this.#remember);
     this.#agentCommands.set(cmd.agent, recent);
-    this.#agents.set(
-      cmd.agent,
-      this.#transitionAgent(agent, { type: 'presence', presence: cmd.presence, at: now }, out),
+    const after = this.#transitionAgent(
+      agent,
+      { type: 'presence', presence: cmd.presence, at: now },
+      out,
     );
-    if (cmd.presence !== 'offline') return;
+    this.#agents.set(cmd.agent, after);
+    if (after.value === agent.value || cmd.presence !== 'offline') return;
     for (const id of [...agent.context.conversations]) {
       const ctx = this.#conversations.get(id)!.snapshot.context;
       const group = ctx.group === null ? undefined : this.#groups.get(ctx.group);
@@ -352,8 +354,11 @@ export class Engine {
   #pickAgent(groupId: string, entry: WaitingEntry): string | undefined {
     const free = (a: AgentSnapshot) => a.context.conversations.length < a.context.slots;
     if (entry.reservedFor !== null) {
+      // Reserved by a transfer: only that agent, whatever their presence, except that a group
+      // whose policy returns an offline agent's conversations does not hand them new ones.
       const a = this.#agents.get(entry.reservedFor);
-      return a && free(a) ? entry.reservedFor : undefined;
+      const returning = this.#groupSettings.get(groupId)!.offlinePolicy === 'return';
+      return a && free(a) && !(returning && a.matches('offline')) ? entry.reservedFor : undefined;
     }
     let best: AgentSnapshot | undefined;
     for (const a of this.#agents.values()) {

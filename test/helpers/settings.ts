@@ -34,7 +34,10 @@ export const rule = (id: string, over: Partial<RoutingRule> = {}): RoutingRule =
 export function testSettings(over: Partial<Settings> = {}): Settings {
   return {
     groups: [
-      group('tv', { cap: 3, snooze: { defaultMs: 5 * HOUR_MS, minMs: 5 * MINUTE_MS, maxMs: 24 * HOUR_MS } }),
+      group('tv', {
+        cap: 3,
+        snooze: { defaultMs: 5 * HOUR_MS, minMs: 5 * MINUTE_MS, maxMs: 24 * HOUR_MS },
+      }),
       group('orders', { cap: 2 }),
     ],
     rules: [
@@ -47,7 +50,10 @@ export function testSettings(over: Partial<Settings> = {}): Settings {
             { id: 'email', text: 'Your email?' },
           ],
         },
-        target: { group: 'tv', byAnswer: [{ question: 'topic', answer: 'Order', group: 'orders' }] },
+        target: {
+          group: 'tv',
+          byAnswer: [{ question: 'topic', answer: 'Order', group: 'orders' }],
+        },
       }),
     ],
     agents: [agent('alice', ['tv']), agent('bob', ['tv', 'orders']), agent('carol', ['orders'], 1)],
