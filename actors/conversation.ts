@@ -273,8 +273,10 @@ export function createConversationMachine(settings: Settings) {
         return Number.isFinite(durationMs) && durationMs >= b.minMs && durationMs <= b.maxMs;
       },
       seatFree: ({ event }) => (event as Ev<'Snooze'>).seatFree,
-      isCurrentDeadline: ({ context, event }) =>
-        currentSnooze(context)?.until === (event as Ev<'SnoozeExpired'>).until,
+      isCurrentDeadline: ({ context, event }) => {
+        const e = event as Ev<'SnoozeExpired'>;
+        return currentSnooze(context)?.until === e.until && e.at >= e.until;
+      },
       transferRefused: ({ event }) => (event as Ev<'Transfer'>).outcome.kind === 'refuse',
       transferAssigns: ({ event }) => (event as Ev<'Transfer'>).outcome.kind === 'assign',
       placedInWaitingList: ({ event }) => (event as Ev<'engine.place'>).placement.kind === 'queue',
@@ -651,6 +653,7 @@ export function createConversationMachine(settings: Settings) {
           at: e.at,
           visitor: context.visitor,
           agent: e.agent,
+          reason: e.reason ?? null,
         });
       }),
       recordVisitorPresence: enqueueActions(({ context, event, enqueue }) => {

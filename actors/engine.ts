@@ -24,7 +24,6 @@ import {
 } from './events.ts';
 import { targetGroup } from './routing.ts';
 import {
-  hasFreeSeat,
   orderWaitingList,
   positionInWaitingList,
   type RoutingGroupContext,
@@ -34,13 +33,13 @@ import {
   type WaitingEntry,
 } from './routing-group.ts';
 import type { AgentSettings, RoutingGroupSettings, RoutingRule, Settings } from './settings.ts';
+import { type AgentSnapshot, MemoryWorld, type World } from './world.ts';
 
 type ConversationSnapshot = SnapshotFrom<ConversationMachine>;
 type GroupSnapshot = SnapshotFrom<typeof routingGroupMachine>;
-type AgentSnapshot = SnapshotFrom<typeof agentMachine>;
 
 /** A hosted conversation: its machine snapshot and what makes commands idempotent. */
-interface ConversationRecord {
+export interface ConversationRecord {
   snapshot: ConversationSnapshot;
   /** Ids of the latest commands applied, newest last. */
   recentCommands: string[];
@@ -67,23 +66,37 @@ type Seat =
 export interface EngineOptions {
   /** How many command ids (and message ids) each conversation remembers. */
   readonly remember?: number;
+  /** What this engine shares with others: agents, seats, blocked visitors. */
+  readonly world?: World;
+  /** The routing groups this engine hosts (default: all). Conversations of others are handed over. */
+  readonly hosts?: readonly string[];
+}
+
+/** A conversation that entered a group another engine hosts: that engine must `admit` it. */
+export interface Handover {
+  readonly group: string;
+  readonly conversation: string;
+  readonly record: ReturnType<typeof recordToJSON>;
+}
+
+/** What one command did: the events, and the conversations that left for other engines. */
+export interface StepResult {
+  readonly events: DomainEvent[];
+  readonly handovers: Handover[];
 }
 
 /** The engine's whole state as plain JSON, for persistence and comparison. */
 export interface EngineState {
-  readonly conversations: Record<
-    string,
-    {
-      readonly value: unknown;
-      readonly context: ConversationContext;
-      readonly recentCommands: readonly string[];
-      readonly recentMessages: readonly string[];
-    }
-  >;
+  readonly conversations: Record<string, ReturnType<typeof recordToJSON>>;
   readonly groups: Record<string, RoutingGroupContext>;
+  readonly seats: Record<string, readonly string[]>;
   readonly agents: Record<
     string,
-    { readonly presence: string; readonly context: AgentSnapshot['context'] }
+    {
+      readonly presence: string;
+      readonly context: AgentSnapshot['context'];
+      readonly recentCommands: readonly string[];
+    }
   >;
   readonly blockedVisitors: readonly string[];
 }
@@ -112,24 +125,29 @@ export class Engine {
   readonly #groupSettings: Map<string, RoutingGroupSettings>;
   readonly #agentSettings: Map<string, AgentSettings>;
   readonly #conversations = new Map<string, ConversationRecord>();
+  /** The groups this engine hosts; every other group is only seats in the world. */
   readonly #groups = new Map<string, GroupSnapshot>();
-  readonly #agents = new Map<string, AgentSnapshot>();
+  readonly #world: World;
   /** Ids of the latest commands applied to each agent, newest last. */
   readonly #agentCommands = new Map<string, string[]>();
-  readonly #blocked = new Set<string>();
+  #handovers: Handover[] = [];
 
   constructor(settings: Settings, options: EngineOptions = {}) {
     this.settings = settings;
     this.#machine = createConversationMachine(settings);
     this.#remember = options.remember ?? 16;
+    this.#world = options.world ?? new MemoryWorld();
     this.#rules = new Map(settings.rules.map((r) => [r.id, r]));
     this.#groupSettings = new Map(settings.groups.map((g) => [g.id, g]));
     this.#agentSettings = new Map(settings.agents.map((a) => [a.id, a]));
+    const hosts = new Set(options.hosts ?? settings.groups.map((g) => g.id));
     for (const g of settings.groups) {
+      if (!hosts.has(g.id)) continue;
       this.#groups.set(g.id, initialTransition(routingGroupMachine, { id: g.id, cap: g.cap })[0]);
     }
     for (const a of settings.agents) {
-      this.#agents.set(a.id, initialTransition(agentMachine, a)[0]);
+      if (!this.#world.agent(a.id))
+        this.#world.putAgent(a.id, initialTransition(agentMachine, a)[0]);
     }
   }
 
@@ -138,6 +156,17 @@ export class Engine {
 
   /** Applies one command at time `now` and returns what happened. A command already applied changes nothing. */
   apply(command: Command, now: number): DomainEvent[] {
+    const { events, handovers } = this.step(command, now);
+    if (handovers.length > 0) {
+      throw new EngineInvariantError(
+        'apply() on an engine that hands conversations over: use step()',
+      );
+    }
+    return events;
+  }
+
+  /** Applies one command and returns its events and the conversations handed to other engines. */
+  step(command: Command, now: number): StepResult {
     const out: DomainEvent[] = [];
     if (command.type === 'SetAgentPresence') {
       this.#setAgentPresence(command, now, out);
@@ -147,7 +176,36 @@ export class Engine {
       this.#applyToConversation(command, now, out);
     }
     this.#dispatch(now, out);
-    return out;
+    return this.#result(out);
+  }
+
+  /** Takes in a conversation that another engine handed over; it already holds its seat. */
+  admit(handover: Handover, now: number): StepResult {
+    const out: DomainEvent[] = [];
+    if (!this.#conversations.has(handover.conversation)) {
+      const record = this.#recordFromJSON(handover.record);
+      this.#conversations.set(handover.conversation, record);
+      this.#syncSeat({ kind: 'none' }, seatOf(record.snapshot), handover.conversation, now, out);
+      this.#dispatch(now, out);
+    }
+    return this.#result(out);
+  }
+
+  /**
+   * Tells the engine that an agent changed in the world (another engine or a host wrote it):
+   * an agent gone offline returns conversations under a 'return' policy, and a free slot is filled.
+   */
+  agentChanged(agent: string, wentOffline: boolean, now: number): StepResult {
+    const out: DomainEvent[] = [];
+    if (wentOffline) this.#returnConversationsOf(agent, now, out);
+    this.#dispatch(now, out);
+    return this.#result(out);
+  }
+
+  #result(events: DomainEvent[]): StepResult {
+    const handovers = this.#handovers;
+    this.#handovers = [];
+    return { events, handovers };
   }
 
   #start(cmd: StartConversation, now: number, out: DomainEvent[]): void {
@@ -159,7 +217,7 @@ export class Engine {
       return;
     }
     if (!this.#rules.has(cmd.rule)) return void out.push(this.#rejection(cmd, now, 'unknown-rule'));
-    if (this.#blocked.has(cmd.visitor)) {
+    if (this.#world.isBlocked(cmd.visitor)) {
       return void out.push(this.#rejection(cmd, now, 'visitor-blocked'));
     }
     const message = cmd.message
@@ -196,7 +254,7 @@ export class Engine {
     if (typeof event === 'string') return void out.push(this.#rejection(cmd, now, event));
     this.#step(cmd.conversation, event, out);
     for (const e of out) {
-      if (e.type === 'VisitorBlocked') this.#blocked.add(e.visitor);
+      if (e.type === 'VisitorBlocked') this.#world.block(e.visitor);
       // Only a message that was added is remembered: a refused one may be sent again.
       if (
         e.type === 'MessageAdded' &&
@@ -220,12 +278,10 @@ export class Engine {
       case 'SendMessage': {
         const messageId = messageIdOf(cmd.id, cmd.message);
         if (rec.recentMessages.includes(messageId)) return 'duplicate-message';
-        return { ...cmd, at, messageId, visitorBlocked: this.#blocked.has(ctx.visitor) };
+        return { ...cmd, at, messageId, visitorBlocked: this.#world.isBlocked(ctx.visitor) };
       }
-      case 'Snooze': {
-        const group = ctx.group === null ? undefined : this.#groups.get(ctx.group);
-        return { ...cmd, at, seatFree: group !== undefined && hasFreeSeat(group.context) };
-      }
+      case 'Snooze':
+        return { ...cmd, at, seatFree: ctx.group !== null && this.#seatFree(ctx.group) };
       case 'Transfer': {
         const outcome = this.#transferOutcome(ctx, cmd);
         return typeof outcome === 'string' ? outcome : { ...cmd, at, outcome };
@@ -242,21 +298,17 @@ export class Engine {
    */
   #transferOutcome(ctx: ConversationContext, cmd: Transfer): TransferOutcome | RejectionCode {
     if ('agent' in cmd.to) {
-      const target = this.#agents.get(cmd.to.agent);
-      if (!target) return 'unknown-agent';
+      const target = this.#world.agent(cmd.to.agent);
+      if (!target || !this.#agentSettings.has(cmd.to.agent)) return 'unknown-agent';
       if (cmd.to.agent === ctx.agent) return 'not-allowed-in-state';
-      if (target.context.conversations.length < target.context.slots) {
-        return { kind: 'assign', agent: cmd.to.agent };
-      }
-      const group = ctx.group === null ? undefined : this.#groups.get(ctx.group);
-      if (!group || ctx.group === null) return 'not-allowed-in-state';
-      return hasFreeSeat(group.context)
+      if (hasFreeSlot(target)) return { kind: 'assign', agent: cmd.to.agent };
+      if (ctx.group === null) return 'not-allowed-in-state';
+      return this.#seatFree(ctx.group)
         ? { kind: 'queue', group: ctx.group, reservedFor: cmd.to.agent }
         : { kind: 'refuse', code: 'waiting-list-full' };
     }
-    const group = this.#groups.get(cmd.to.group);
-    if (!group) return 'unknown-group';
-    return hasFreeSeat(group.context)
+    if (!this.#groupSettings.has(cmd.to.group)) return 'unknown-group';
+    return this.#seatFree(cmd.to.group)
       ? { kind: 'queue', group: cmd.to.group, reservedFor: null }
       : { kind: 'refuse', code: 'waiting-list-full' };
   }
@@ -283,9 +335,8 @@ export class Engine {
     const seen = new Set<string>();
     let id = first;
     for (;;) {
-      const group = this.#groups.get(id);
-      if (!group || seen.has(id)) return { kind: 'park', group: first };
-      if (hasFreeSeat(group.context)) {
+      if (!this.#groupSettings.has(id) || seen.has(id)) return { kind: 'park', group: first };
+      if (this.#seatFree(id)) {
         return { kind: 'queue', group: id, reason: id === first ? 'escalated' : 'overflowed' };
       }
       seen.add(id);
@@ -300,7 +351,7 @@ export class Engine {
     now: number,
     out: DomainEvent[],
   ): void {
-    const agent = this.#agents.get(cmd.agent);
+    const agent = this.#world.agent(cmd.agent);
     if (!agent) return void out.push(this.#rejection(cmd, now, 'unknown-agent'));
     const recent = this.#agentCommands.get(cmd.agent) ?? [];
     if (recent.includes(cmd.id)) return;
@@ -311,15 +362,22 @@ export class Engine {
       { type: 'presence', presence: cmd.presence, at: now },
       out,
     );
-    this.#agents.set(cmd.agent, after);
-    if (after.value === agent.value || cmd.presence !== 'offline') return;
-    for (const id of [...agent.context.conversations]) {
-      const ctx = this.#conversations.get(id)!.snapshot.context;
-      const group = ctx.group === null ? undefined : this.#groups.get(ctx.group);
-      const policy =
-        ctx.group === null ? 'keep' : this.#groupSettings.get(ctx.group)!.offlinePolicy;
+    this.#world.putAgent(cmd.agent, after);
+    if (after.value !== agent.value && cmd.presence === 'offline') {
+      this.#returnConversationsOf(cmd.agent, now, out);
+    }
+  }
+
+  /** Under a 'return' policy, an agent's conversations go back to the waiting list when a seat is free. */
+  #returnConversationsOf(agent: string, now: number, out: DomainEvent[]): void {
+    for (const id of [...(this.#world.agent(agent)?.context.conversations ?? [])]) {
+      const ctx = this.#conversations.get(id)?.snapshot.context;
+      if (!ctx || ctx.group === null || ctx.agent !== agent) continue; // hosted elsewhere
       // A conversation that finds no free seat stays with the agent rather than break the cap.
-      if (policy === 'return' && group && hasFreeSeat(group.context)) {
+      if (
+        this.#groupSettings.get(ctx.group)!.offlinePolicy === 'return' &&
+        this.#seatFree(ctx.group)
+      ) {
         this.#step(id, { type: 'engine.return', at: now }, out);
       }
     }
@@ -352,18 +410,20 @@ export class Engine {
 
   /** The agent a waiting conversation goes to: its reserved agent, else the least loaded, longest idle online member. */
   #pickAgent(groupId: string, entry: WaitingEntry): string | undefined {
-    const free = (a: AgentSnapshot) => a.context.conversations.length < a.context.slots;
     if (entry.reservedFor !== null) {
       // Reserved by a transfer: only that agent, whatever their presence, except that a group
       // whose policy returns an offline agent's conversations does not hand them new ones.
-      const a = this.#agents.get(entry.reservedFor);
+      const a = this.#world.agent(entry.reservedFor);
       const returning = this.#groupSettings.get(groupId)!.offlinePolicy === 'return';
-      return a && free(a) && !(returning && a.matches('offline')) ? entry.reservedFor : undefined;
+      return a && hasFreeSlot(a) && !(returning && a.matches('offline'))
+        ? entry.reservedFor
+        : undefined;
     }
     let best: AgentSnapshot | undefined;
-    for (const a of this.#agents.values()) {
-      if (!a.matches('online') || !free(a)) continue;
-      if (!this.#agentSettings.get(a.context.id)!.groups.includes(groupId)) continue;
+    for (const settings of this.settings.agents) {
+      if (!settings.groups.includes(groupId)) continue;
+      const a = this.#world.agent(settings.id);
+      if (!a?.matches('online') || !hasFreeSlot(a)) continue;
       if (!best || compareAgents(a, best) < 0) best = a;
     }
     return best?.context.id;
@@ -402,39 +462,72 @@ export class Engine {
     }
   }
 
+  /**
+   * Moves a conversation's seat: the shared seat of a waiting list (taken and released in the
+   * world), its place in a hosted group's list, or an agent's slot. A conversation whose new seat
+   * is in a group hosted elsewhere is handed over.
+   */
   #syncSeat(before: Seat, after: Seat, id: string, at: number, out: DomainEvent[]): void {
     if (sameSeat(before, after)) return;
-    if (before.kind === 'assigned')
+    const seatBefore = before.kind === 'waiting' || before.kind === 'snoozed' ? before.group : null;
+    const seatAfter = after.kind === 'waiting' || after.kind === 'snoozed' ? after.group : null;
+    if (before.kind === 'assigned') {
       this.#sendToAgent(before.agent, { type: 'release', conversation: id }, out);
-    if (before.kind === 'waiting' || before.kind === 'snoozed') {
-      this.#sendToGroup(before.group, { type: 'leave', conversation: id });
     }
-    if (after.kind === 'waiting')
+    if (seatBefore !== null && this.#groups.has(seatBefore)) {
+      this.#sendToGroup(seatBefore, { type: 'leave', conversation: id });
+    }
+    if (seatBefore !== seatAfter) {
+      if (seatBefore !== null) this.#releaseSeat(seatBefore, id);
+      if (seatAfter !== null) this.#takeSeat(seatAfter, id);
+    }
+    if (seatAfter !== null && !this.#groups.has(seatAfter)) {
+      const rec = this.#conversations.get(id)!;
+      this.#conversations.delete(id);
+      this.#handovers.push({ group: seatAfter, conversation: id, record: recordToJSON(rec) });
+      return;
+    }
+    if (after.kind === 'waiting') {
       this.#expect(this.#sendToGroup(after.group, { type: 'wait', entry: after.entry }), id, after);
+    }
     if (after.kind === 'snoozed') {
-      this.#expect(
-        this.#sendToGroup(after.group, {
-          type: 'snooze',
-          entry: { conversation: id, until: after.until },
-        }),
-        id,
-        after,
-      );
+      const entry = { conversation: id, until: after.until };
+      this.#expect(this.#sendToGroup(after.group, { type: 'snooze', entry }), id, after);
     }
     if (after.kind === 'assigned') {
-      this.#expect(
-        this.#sendToAgent(after.agent, { type: 'take', conversation: id, at }, out),
-        id,
-        after,
-      );
+      const take = { type: 'take', conversation: id, at } as const;
+      this.#expect(this.#sendToAgent(after.agent, take, out), id, after);
     }
   }
 
+  #seatFree(group: string): boolean {
+    const cap = this.#groupSettings.get(group)?.cap ?? 0;
+    return this.#world.seats(group).length < cap;
+  }
+
+  #takeSeat(group: string, id: string): void {
+    const seats = this.#world.seats(group);
+    if (seats.includes(id)) return;
+    if (!this.#seatFree(group))
+      throw new EngineInvariantError(`no free seat in ${group} for ${id}`);
+    this.#world.putSeats(group, [...seats, id]);
+  }
+
+  #releaseSeat(group: string, id: string): void {
+    const seats = this.#world.seats(group);
+    if (seats.includes(id))
+      this.#world.putSeats(
+        group,
+        seats.filter((c) => c !== id),
+      );
+  }
+
   #expect(changed: boolean, id: string, seat: Seat): void {
-    if (!changed)
+    if (!changed) {
       throw new EngineInvariantError(
         `conversation ${id} could not take its seat ${JSON.stringify(seat)}`,
       );
+    }
   }
 
   #sendToGroup(id: string, event: RoutingGroupEvent): boolean {
@@ -446,10 +539,10 @@ export class Engine {
   }
 
   #sendToAgent(id: string, event: AgentMachineEvent, out: DomainEvent[]): boolean {
-    const before = this.#agents.get(id);
+    const before = this.#world.agent(id);
     if (!before) throw new EngineInvariantError(`unknown agent ${id}`);
     const after = this.#transitionAgent(before, event, out);
-    this.#agents.set(id, after);
+    this.#world.putAgent(id, after);
     return after.context !== before.context;
   }
 
@@ -518,7 +611,7 @@ export class Engine {
   agent(
     id: string,
   ): { presence: string; conversations: readonly string[]; slots: number } | undefined {
-    const a = this.#agents.get(id);
+    const a = this.#world.agent(id);
     if (!a) return undefined;
     return {
       presence: String(a.value),
@@ -528,7 +621,7 @@ export class Engine {
   }
 
   isBlocked(visitor: string): boolean {
-    return this.#blocked.has(visitor);
+    return this.#world.isBlocked(visitor);
   }
 
   /** What the widget shows a waiting visitor: their place in line and the group's typical reply time. */
@@ -547,47 +640,69 @@ export class Engine {
     };
   }
 
-  /** The engine's whole state as JSON-ready data. */
+  /** The engine's whole state, and the world as it sees it, as JSON-ready data. */
   state(): EngineState {
     const conversations: Record<string, EngineState['conversations'][string]> = {};
-    for (const [id, rec] of this.#conversations) {
-      conversations[id] = {
-        value: rec.snapshot.value,
-        context: rec.snapshot.context,
-        recentCommands: [...rec.recentCommands],
-        recentMessages: [...rec.recentMessages],
-      };
-    }
+    for (const [id, rec] of this.#conversations) conversations[id] = recordToJSON(rec);
     const groups: Record<string, RoutingGroupContext> = {};
     for (const [id, g] of this.#groups) groups[id] = g.context;
+    const seats: Record<string, readonly string[]> = {};
+    for (const g of this.settings.groups) seats[g.id] = [...this.#world.seats(g.id)];
     const agents: Record<string, EngineState['agents'][string]> = {};
-    for (const [id, a] of this.#agents)
-      agents[id] = { presence: String(a.value), context: a.context };
-    return { conversations, groups, agents, blockedVisitors: [...this.#blocked].sort() };
+    for (const { id } of this.settings.agents) {
+      const a = this.#world.agent(id);
+      const recentCommands = [...(this.#agentCommands.get(id) ?? [])];
+      if (a) agents[id] = { presence: String(a.value), context: a.context, recentCommands };
+    }
+    const blockedVisitors = [...this.#world.blockedVisitors()].sort();
+    return { conversations, groups, seats, agents, blockedVisitors };
   }
 
-  /** An engine that continues from a state taken with `state()`. */
+  /** An engine that continues from a state taken with `state()`, writing the world part into `options.world`. */
   static restore(settings: Settings, state: EngineState, options: EngineOptions = {}): Engine {
-    const engine = new Engine(settings, options);
+    const world = options.world ?? new MemoryWorld();
+    for (const [id, a] of Object.entries(state.agents)) {
+      world.putAgent(
+        id,
+        agentMachine.resolveState({ value: a.presence as never, context: a.context }),
+      );
+    }
+    for (const [id, seats] of Object.entries(state.seats)) world.putSeats(id, seats);
+    for (const v of state.blockedVisitors) world.block(v);
+    const engine = new Engine(settings, { ...options, world });
     for (const [id, c] of Object.entries(state.conversations)) {
-      engine.#conversations.set(id, {
-        snapshot: engine.#machine.resolveState({ value: c.value as never, context: c.context }),
-        recentCommands: [...c.recentCommands],
-        recentMessages: [...c.recentMessages],
-      });
+      engine.#conversations.set(id, engine.#recordFromJSON(c));
     }
     for (const [id, g] of Object.entries(state.groups)) {
       engine.#groups.set(id, routingGroupMachine.resolveState({ value: 'open', context: g }));
     }
     for (const [id, a] of Object.entries(state.agents)) {
-      engine.#agents.set(
-        id,
-        agentMachine.resolveState({ value: a.presence as never, context: a.context }),
-      );
+      engine.#agentCommands.set(id, [...a.recentCommands]);
     }
-    for (const v of state.blockedVisitors) engine.#blocked.add(v);
     return engine;
   }
+
+  #recordFromJSON(c: ReturnType<typeof recordToJSON>): ConversationRecord {
+    return {
+      snapshot: this.#machine.resolveState({ value: c.value as never, context: c.context }),
+      recentCommands: [...c.recentCommands],
+      recentMessages: [...c.recentMessages],
+    };
+  }
+}
+
+/** A conversation record as plain JSON: what is stored and what a handover carries. */
+export function recordToJSON(rec: ConversationRecord) {
+  return {
+    value: rec.snapshot.value as unknown,
+    context: rec.snapshot.context,
+    recentCommands: [...rec.recentCommands] as readonly string[],
+    recentMessages: [...rec.recentMessages] as readonly string[],
+  };
+}
+
+function hasFreeSlot(a: AgentSnapshot): boolean {
+  return a.context.conversations.length < a.context.slots;
 }
 
 function compareAgents(a: AgentSnapshot, b: AgentSnapshot): number {

@@ -268,6 +268,7 @@ export type ConversationEvent =
       readonly type: 'VisitorBlocked';
       readonly visitor: string;
       readonly agent: string;
+      readonly reason: string | null;
     })
   | (ConversationEventBase & {
       readonly type: 'VisitorPresenceChanged';

@@ -32,7 +32,7 @@ export interface RoutingGroupSettings {
   readonly offlinePolicy: OfflinePolicy;
   /** Shown to visitors until the group has measured first responses of its own. */
   readonly typicalReplyMs: number;
-  /** Conversations that became ready within the same window count as the same age (see docs/model.md). */
+  /** The clock is cut into windows of this length; conversations ready in the same one count as the same age. */
   readonly orderingWindowMs: number;
 }
 

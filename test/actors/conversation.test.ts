@@ -363,6 +363,15 @@ t.test(
   },
 );
 
+t.test('a timer delivered before its deadline does not wake the conversation', async (t) => {
+  const sim = assignedToAlice();
+  sim.do({ type: 'Snooze', conversation: 'c1', agent: 'alice', durationMs: 4 * HOUR_MS });
+  const until = sim.engine.conversation('c1')!.context.snoozes[0]!.until;
+  sim.advance(MINUTE_MS);
+  t.same(sim.do({ type: 'SnoozeExpired', conversation: 'c1', until }), []);
+  t.equal(sim.engine.conversation('c1')?.state, 'snoozed');
+});
+
 t.test(
   'a snoozed conversation wakes when its deadline passes, and comes back to an agent marked as snoozed before',
   async (t) => {
@@ -656,7 +665,7 @@ t.test(
       agent: 'alice',
       reason: 'abuse',
     });
-    t.match(find(blocked, 'VisitorBlocked'), { visitor: 'v1', agent: 'alice' });
+    t.match(find(blocked, 'VisitorBlocked'), { visitor: 'v1', agent: 'alice', reason: 'abuse' });
     const before = sim.thread('c1').length;
     const refused = sim.do({
       type: 'SendMessage',
