@@ -315,8 +315,8 @@ export class Engine {
 
   /** Resolves an escalation the bot started: the target group, its overflow, or parking. */
   #settle(id: string, now: number, out: DomainEvent[]): void {
-    const rec = this.#conversations.get(id)!;
-    if (!rec.snapshot.matches({ bot: 'escalating' })) return;
+    const rec = this.#conversations.get(id);
+    if (!rec?.snapshot.matches({ bot: 'escalating' })) return; // or handed over
     const ctx = rec.snapshot.context;
     const rule = this.#rules.get(ctx.rule)!;
     this.#step(
@@ -439,26 +439,19 @@ export class Engine {
     rec.snapshot = after;
     collect(actions, out);
     this.#syncSeat(seatOf(before), seatOf(after), id, event.at, out);
-    if (
-      before.context.visitorOnline !== after.context.visitorOnline &&
-      after.context.group !== null
-    ) {
-      this.#sendToGroup(after.context.group, {
+    const group = after.context.group;
+    if (group === null || !this.#groups.has(group)) return; // no group yet, or handed over
+    if (before.context.visitorOnline !== after.context.visitorOnline) {
+      this.#sendToGroup(group, {
         type: 'visitorPresence',
         conversation: id,
         online: after.context.visitorOnline,
       });
     }
     const t = after.context.times;
-    if (
-      before.context.times.firstReplyAt === null &&
-      t.firstReplyAt !== null &&
-      after.context.group !== null
-    ) {
-      this.#sendToGroup(after.context.group, {
-        type: 'firstResponse',
-        ms: t.firstReplyAt - (t.escalatedAt ?? t.createdAt),
-      });
+    if (before.context.times.firstReplyAt === null && t.firstReplyAt !== null) {
+      const ms = t.firstReplyAt - (t.escalatedAt ?? t.createdAt);
+      this.#sendToGroup(group, { type: 'firstResponse', ms });
     }
   }
 
