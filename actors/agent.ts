@@ -27,6 +27,8 @@ export const agentMachine = setup({
   },
   guards: {
     hasFreeSlot: ({ context }) => context.conversations.length < context.slots,
+    holdsIt: ({ context, event }) =>
+      event.type === 'take' && context.conversations.includes(event.conversation),
     toOnline: ({ event }) => event.type === 'presence' && event.presence === 'online',
     toAway: ({ event }) => event.type === 'presence' && event.presence === 'away',
     toOffline: ({ event }) => event.type === 'presence' && event.presence === 'offline',
@@ -66,7 +68,10 @@ export const agentMachine = setup({
   }),
   initial: 'offline',
   on: {
-    take: { guard: 'hasFreeSlot', actions: 'holdConversation' },
+    take: [
+      { guard: 'holdsIt' }, // taken already (a retried step): nothing changes
+      { guard: 'hasFreeSlot', actions: 'holdConversation' },
+    ],
     release: { actions: 'releaseConversation' },
   },
   states: {

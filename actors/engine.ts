@@ -362,8 +362,9 @@ export class Engine {
       { type: 'presence', presence: cmd.presence, at: now },
       out,
     );
+    if (after.value === agent.value) return;
     this.#world.putAgent(cmd.agent, after);
-    if (after.value !== agent.value && cmd.presence === 'offline') {
+    if (cmd.presence === 'offline') {
       this.#returnConversationsOf(cmd.agent, now, out);
     }
   }
@@ -480,17 +481,17 @@ export class Engine {
       this.#handovers.push({ group: seatAfter, conversation: id, record: recordToJSON(rec) });
       return;
     }
-    if (after.kind === 'waiting') {
-      this.#expect(this.#sendToGroup(after.group, { type: 'wait', entry: after.entry }), id, after);
-    }
+    if (after.kind === 'waiting')
+      this.#sendToGroup(after.group, { type: 'wait', entry: after.entry });
     if (after.kind === 'snoozed') {
-      const entry = { conversation: id, until: after.until };
-      this.#expect(this.#sendToGroup(after.group, { type: 'snooze', entry }), id, after);
+      this.#sendToGroup(after.group, {
+        type: 'snooze',
+        entry: { conversation: id, until: after.until },
+      });
     }
-    if (after.kind === 'assigned') {
-      const take = { type: 'take', conversation: id, at } as const;
-      this.#expect(this.#sendToAgent(after.agent, take, out), id, after);
-    }
+    if (after.kind === 'assigned')
+      this.#sendToAgent(after.agent, { type: 'take', conversation: id, at }, out);
+    this.#expectHeld(id, after);
   }
 
   #seatFree(group: string): boolean {
@@ -515,28 +516,36 @@ export class Engine {
       );
   }
 
-  #expect(changed: boolean, id: string, seat: Seat): void {
-    if (!changed) {
+  /** The seat a conversation should now hold is held: else the engine broke its own rules. */
+  #expectHeld(id: string, seat: Seat): void {
+    const held =
+      seat.kind === 'assigned'
+        ? this.#world.agent(seat.agent)?.context.conversations.includes(id)
+        : seat.kind === 'waiting'
+          ? this.#groups.get(seat.group)?.context.waiting.some((e) => e.conversation === id)
+          : seat.kind === 'snoozed'
+            ? this.#groups.get(seat.group)?.context.snoozed.some((e) => e.conversation === id)
+            : true;
+    if (!held) {
       throw new EngineInvariantError(
         `conversation ${id} could not take its seat ${JSON.stringify(seat)}`,
       );
     }
   }
 
-  #sendToGroup(id: string, event: RoutingGroupEvent): boolean {
+  #sendToGroup(id: string, event: RoutingGroupEvent): void {
     const before = this.#groups.get(id);
     if (!before) throw new EngineInvariantError(`unknown routing group ${id}`);
-    const [after] = transition(routingGroupMachine, before, event);
-    this.#groups.set(id, after);
-    return after.context !== before.context;
+    this.#groups.set(id, transition(routingGroupMachine, before, event)[0]);
   }
 
-  #sendToAgent(id: string, event: AgentMachineEvent, out: DomainEvent[]): boolean {
+  #sendToAgent(id: string, event: AgentMachineEvent, out: DomainEvent[]): void {
     const before = this.#world.agent(id);
     if (!before) throw new EngineInvariantError(`unknown agent ${id}`);
     const after = this.#transitionAgent(before, event, out);
-    this.#world.putAgent(id, after);
-    return after.context !== before.context;
+    // Only a change is written: on NATS every write is a compare-and-set.
+    if (after.context !== before.context || after.value !== before.value)
+      this.#world.putAgent(id, after);
   }
 
   #transitionAgent(

@@ -99,6 +99,11 @@ export const routingGroupMachine = setup({
   },
   guards: {
     seatFree: ({ context }) => hasFreeSeat(context),
+    holdsIt: ({ context, event }) => {
+      if (event.type !== 'wait' && event.type !== 'snooze') return false;
+      const id = event.entry.conversation;
+      return [...context.waiting, ...context.snoozed].some((e) => e.conversation === id);
+    },
   },
   actions: {
     addToWaitingList: assign({
@@ -148,8 +153,9 @@ export const routingGroupMachine = setup({
   states: {
     open: {
       on: {
-        wait: { guard: 'seatFree', actions: 'addToWaitingList' },
-        snooze: { guard: 'seatFree', actions: 'holdSnoozed' },
+        // A conversation already holding its seat (a retried step) changes nothing.
+        wait: [{ guard: 'holdsIt' }, { guard: 'seatFree', actions: 'addToWaitingList' }],
+        snooze: [{ guard: 'holdsIt' }, { guard: 'seatFree', actions: 'holdSnoozed' }],
         leave: { actions: 'letGo' },
         visitorPresence: { actions: 'recordVisitorPresence' },
         firstResponse: { actions: 'recordFirstResponse' },
