@@ -43,6 +43,26 @@ export const ERRORS = {
     message: '%s not found',
     statusCode: 404,
   },
+  PARLEY_ERR_INVALID_ID: {
+    message: 'Invalid %s %s: %s',
+    statusCode: 400,
+  },
+
+  // NATS, at start and while running (the service is unavailable, not the request wrong).
+  PARLEY_ERR_NATS_UNREACHABLE: {
+    message:
+      'Cannot reach a NATS server at %s (%s). Start nats-server, or set NATS_URL to a reachable one.',
+    statusCode: 503,
+  },
+  PARLEY_ERR_JETSTREAM_DISABLED: {
+    message:
+      'JetStream is not enabled on the NATS server at %s. Run nats-server with JetStream (-js, or a jetstream {} block in its configuration), or set NATS_URL to a server that has it.',
+    statusCode: 503,
+  },
+  PARLEY_ERR_NATS_SETUP: {
+    message: 'Cannot set up %s on NATS: %s',
+    statusCode: 503,
+  },
 } as const satisfies Record<`PARLEY_ERR_${string}`, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -1,0 +1,124 @@
+// Connecting to NATS: one connection per process, with errors that say what to do when the
+// server is missing or has no JetStream.
+
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { ParleyError } from '../errors.ts';
+import type { Logger } from '../log.ts';
+
+export type { NatsConnection };
+
+export interface ConnectOptions {
+  /** The connection's name, shown by the server's monitoring (e.g. `parley-worker-<id>`). */
+  name?: string;
+  /** Receives the connection's life: disconnects, reconnects, errors. */
+  log?: Logger;
+  /** How long to wait for the first connection before giving up, in ms (default 3000). */
+  timeoutMs?: number;
+}
+
+/**
+ * Connects to the NATS server(s) at `url` (a URL, a comma-separated list, or an array).
+ * Throws PARLEY_ERR_NATS_UNREACHABLE, naming the URLs tried, when none answers in time.
+ * Once connected, the client reconnects forever; the log hears of each disconnect.
+ */
+export async function connectNats(
+  url: string | string[],
+  options: ConnectOptions = {},
+): Promise<NatsConnection> {
+  const servers = (Array.isArray(url) ? url : url.split(','))
+    .map((server) => server.trim())
+    .filter(Boolean);
+  const timeout = options.timeoutMs ?? 3_000;
+  let nc: NatsConnection;
+  try {
+    if (servers.length === 0) throw new Error('no server URL given');
+    nc = await withDeadline(
+      connect({
+        servers,
+        name: options.name,
+        timeout,
+        maxReconnectAttempts: -1,
+        // The first connection fails fast; the caller decides whether to retry.
+        waitOnFirstConnect: false,
+      }),
+      // The client's timeout bounds each server's dial; this bounds the whole attempt.
+      timeout * servers.length + 1_000,
+    );
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new ParleyError('PARLEY_ERR_NATS_UNREACHABLE', [servers.join(', ') || '(none)', reason], {
+      cause: error,
+    });
+  }
+  if (options.log) watchStatus(nc, options.log);
+  return nc;
+}
+
+/**
+ * Throws PARLEY_ERR_JETSTREAM_DISABLED when the server behind `nc` has no JetStream
+ * (or not for this account); other failures of the JetStream API pass through.
+ */
+export async function checkJetStream(nc: NatsConnection): Promise<void> {
+  try {
+    await jetstreamManager(nc, { timeout: 5_000 });
+  } catch (error) {
+    if (isJetStreamDisabled(error)) {
+      throw new ParleyError('PARLEY_ERR_JETSTREAM_DISABLED', [nc.getServer()], { cause: error });
+    }
+    throw error;
+  }
+}
+
+function isJetStreamDisabled(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  // No responders on $JS.API.INFO, or the server answers that the account has no JetStream.
+  if (error.name === 'JetStreamNotEnabled') return true;
+  const code = (error as { code?: unknown }).code;
+  return code === 10039 || code === 503;
+}
+
+async function watchStatus(nc: NatsConnection, log: Logger): Promise<void> {
+  for await (const status of nc.status()) {
+    switch (status.type) {
+      case 'disconnect':
+        log.warn({ server: status.server }, 'disconnected from NATS');
+        break;
+      case 'reconnect':
+        log.info({ server: status.server }, 'reconnected to NATS');
+        break;
+      case 'error':
+        log.error({ err: status.error }, 'NATS connection error');
+        break;
+      case 'ldm':
+        log.warn({ server: status.server }, 'NATS server entering lame duck mode');
+        break;
+      case 'update':
+        log.debug({ added: status.added, deleted: status.deleted }, 'NATS cluster changed');
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+/** Rejects if no connection was made in `ms`; a connection made later is closed at once. */
+async function withDeadline(promise: Promise<NatsConnection>, ms: number): Promise<NatsConnection> {
+  let timer: NodeJS.Timeout | undefined;
+  let late = false;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      late = true;
+      reject(new Error(`no answer in ${ms} ms`));
+    }, ms);
+  });
+  promise.then(
+    (nc) => (late ? nc.close() : undefined),
+    () => undefined,
+  );
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
