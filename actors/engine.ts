@@ -76,7 +76,7 @@ export interface EngineOptions {
 export interface Handover {
   readonly group: string;
   readonly conversation: string;
-  readonly record: ReturnType<typeof recordToJSON>;
+  readonly record: ConversationJSON;
 }
 
 /** What one command did: the events, and the conversations that left for other engines. */
@@ -87,7 +87,7 @@ export interface StepResult {
 
 /** The engine's whole state as plain JSON, for persistence and comparison. */
 export interface EngineState {
-  readonly conversations: Record<string, ReturnType<typeof recordToJSON>>;
+  readonly conversations: Record<string, ConversationJSON>;
   readonly groups: Record<string, RoutingGroupContext>;
   readonly seats: Record<string, readonly string[]>;
   readonly agents: Record<
@@ -660,6 +660,38 @@ export class Engine {
     return { conversations, groups, seats, agents, blockedVisitors };
   }
 
+  /**
+   * Loads a hosted group's saved waiting list and the conversations it hosts, as a worker does
+   * when it takes the group over. The world (agents, seats) is already the host's.
+   */
+  hydrate(
+    group: string,
+    context: RoutingGroupContext | undefined,
+    records: readonly ConversationJSON[],
+  ): void {
+    if (!this.#groups.has(group))
+      throw new EngineInvariantError(`this engine does not host ${group}`);
+    if (context)
+      this.#groups.set(group, routingGroupMachine.resolveState({ value: 'open', context }));
+    for (const r of records) this.#conversations.set(r.context.id, this.#recordFromJSON(r));
+  }
+
+  /** A hosted conversation as stored: its snapshot and idempotence memory. */
+  record(id: string): ConversationJSON | undefined {
+    const rec = this.#conversations.get(id);
+    return rec && recordToJSON(rec);
+  }
+
+  /** Forgets a conversation (closed, or idle and stored) so memory holds only live ones. */
+  evict(id: string): void {
+    this.#conversations.delete(id);
+  }
+
+  /** True when this engine hosts the routing group. */
+  hosts(group: string): boolean {
+    return this.#groups.has(group);
+  }
+
   /** An engine that continues from a state taken with `state()`, writing the world part into `options.world`. */
   static restore(settings: Settings, state: EngineState, options: EngineOptions = {}): Engine {
     const world = options.world ?? new MemoryWorld();
@@ -684,7 +716,7 @@ export class Engine {
     return engine;
   }
 
-  #recordFromJSON(c: ReturnType<typeof recordToJSON>): ConversationRecord {
+  #recordFromJSON(c: ConversationJSON): ConversationRecord {
     return {
       snapshot: this.#machine.resolveState({ value: c.value as never, context: c.context }),
       recentCommands: [...c.recentCommands],
@@ -694,6 +726,8 @@ export class Engine {
 }
 
 /** A conversation record as plain JSON: what is stored and what a handover carries. */
+export type ConversationJSON = ReturnType<typeof recordToJSON>;
+
 export function recordToJSON(rec: ConversationRecord) {
   return {
     value: rec.snapshot.value as unknown,

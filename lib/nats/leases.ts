@@ -16,7 +16,10 @@ import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ParleyError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { BUCKETS, DEFAULTS, validateGroupId, validateId } from './streams.ts';
+import { AGENT_TOKEN, BUCKETS, DEFAULTS, validateGroupId, validateId } from './streams.ts';
+
+/** A lease names a routing group, or the agents' commands (`_agent`). */
+const validateLease = (name: string) => (name === AGENT_TOKEN ? name : validateGroupId(name));
 
 /** The value of a lease entry. `until` is a time in ms since the epoch. */
 export interface LeaseRecord {
@@ -99,7 +102,7 @@ export class Leases {
    * True when this worker holds it now (also when it already did: that renews it).
    */
   acquire(group: string): Promise<boolean> {
-    validateGroupId(group);
+    validateLease(group);
     return this.#serially(group, async () => {
       for (let attempt = 0; attempt < 3; attempt++) {
         const until = this.#now() + this.leaseMs;
@@ -181,7 +184,7 @@ export class Leases {
 
   /** The live holder of `group`'s lease, or null when none (never taken, released or expired). */
   async owner(group: string): Promise<LeaseOwner | null> {
-    const entry = await this.#kv.get(validateGroupId(group));
+    const entry = await this.#kv.get(validateLease(group));
     if (entry === null || entry.operation !== 'PUT') return null;
     const record = parseRecord(entry.value);
     if (record === undefined || record.until <= this.#now()) return null;

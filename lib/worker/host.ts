@@ -1,0 +1,480 @@
+// Hosts one routing group on NATS: takes its commands from JetStream in batches, applies them to
+// the engine, commits the shared world by compare-and-set, stores each touched conversation's
+// snapshot and the group's once per batch, publishes the events, and only then acknowledges the
+// batch (ARCHITECTURE.md rules 1–3). Also the group's timer index for snooze deadlines (rule 5).
+
+import type { ConsumerMessages } from '@nats-io/jetstream';
+import {
+  AckPolicy,
+  DeliverPolicy,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+} from '@nats-io/jetstream';
+import type { KV } from '@nats-io/kv';
+import { headers, nanos } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import {
+  type ConversationJSON,
+  Engine,
+  type Handover,
+  type StepResult,
+} from '../../actors/engine.ts';
+import type { Command, DomainEvent } from '../../actors/events.ts';
+import type { RoutingGroupContext } from '../../actors/routing-group.ts';
+import type { Settings } from '../../actors/settings.ts';
+import { parseCommand } from '../commands.ts';
+import { commandSubject, eventSubject, groupCommandFilter, STREAMS } from '../nats/streams.ts';
+import { type KvWorld, WorldConflictError } from './world.ts';
+
+/** What the host stores for its group, fenced by compare-and-set on its revision. */
+export interface GroupRecord {
+  readonly context: RoutingGroupContext;
+  /** Conversations this group hosts that are not closed. */
+  readonly open: readonly string[];
+  /** The last command stream sequence applied: a redelivered command at or below it is skipped. */
+  readonly lastSeq: number;
+  readonly owner: string;
+}
+
+/** What is stored for each conversation: the group hosting it, and its record. */
+export interface StoredConversation {
+  readonly group: string;
+  readonly record: ConversationJSON;
+}
+
+export interface HostDeps {
+  readonly js: JetStreamClient;
+  readonly jsm: JetStreamManager;
+  readonly conversations: KV;
+  readonly groups: KV;
+  readonly world: KvWorld;
+  readonly settings: Settings;
+  readonly worker: string;
+  readonly log: Logger;
+  /** True while this worker holds the group's lease. */
+  readonly holds: (group: string) => boolean;
+  /** Called when the host finds its group written by another owner. */
+  readonly onFenced?: (group: string) => void;
+  /** Largest batch applied at once. */
+  readonly batch?: number;
+}
+
+const ADMIT = 'Parley-Admit';
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const json = (value: unknown) => encoder.encode(JSON.stringify(value));
+const parse = <T>(data: Uint8Array): T => JSON.parse(decoder.decode(data)) as T;
+
+/** The durable consumer of a group's commands. */
+export const consumerName = (group: string) => `group-${group}`;
+
+type Item =
+  | {
+      readonly kind: 'command';
+      readonly msg: JsMsg;
+      readonly command: Command;
+      readonly at: number;
+    }
+  | {
+      readonly kind: 'admit';
+      readonly msg: JsMsg;
+      readonly conversation: string;
+      readonly at: number;
+    };
+
+/** What one unit of work produced, before it is stored and published. */
+interface Outcome {
+  events: { event: DomainEvent; id: string }[];
+  handovers: Handover[];
+  forwards: { subject: string; data: Uint8Array; id: string }[];
+  touched: Set<string>;
+}
+
+export class GroupHost {
+  readonly group: string;
+  readonly #deps: HostDeps;
+  readonly #log: Logger;
+  #engine: Engine;
+  #record: GroupRecord | undefined;
+  #groupRevision = 0;
+  readonly #revisions = new Map<string, number>();
+  #open = new Set<string>();
+  #messages: ConsumerMessages | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #queue: Promise<void> = Promise.resolve();
+  #stopped = false;
+  #pokes = 0;
+
+  private constructor(deps: HostDeps, group: string) {
+    this.#deps = deps;
+    this.group = group;
+    this.#log = deps.log.child({ group });
+    this.#engine = this.#newEngine();
+  }
+
+  /** Takes the group over: loads its state, fences the previous owner, and starts consuming. */
+  static async start(deps: HostDeps, group: string): Promise<GroupHost> {
+    const host = new GroupHost(deps, group);
+    await host.#hydrate(true);
+    await host.#consume();
+    host.#armTimer();
+    host.#log.info({ lastSeq: host.#record?.lastSeq ?? 0, open: host.#open.size }, 'group hosted');
+    return host;
+  }
+
+  /** The engine, for the live inspection the CLI asks for. */
+  get engine(): Engine {
+    return this.#engine;
+  }
+
+  /** An agent changed elsewhere: returns under a 'return' policy, and hands out freed slots. */
+  poke(agent: string, wentOffline: boolean): Promise<void> {
+    return this.#serial(async () => {
+      const at = Date.now();
+      const id = `poke:${this.group}:${++this.#pokes}:${at}`;
+      await this.#withRetries(() => {
+        const outcome: Outcome = { events: [], handovers: [], forwards: [], touched: new Set() };
+        this.#merge(this.#engine.agentChanged(agent, wentOffline, at), id, outcome);
+        return outcome;
+      });
+      this.#armTimer();
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    await this.#messages?.close().catch(() => undefined);
+    await this.#queue.catch(() => undefined);
+    this.#log.info('group released');
+  }
+
+  // Loading ---------------------------------------------------------------------------------------
+
+  #newEngine(): Engine {
+    return new Engine(this.#deps.settings, { world: this.#deps.world, hosts: [this.group] });
+  }
+
+  /** Loads the group and its open conversations from KV; on takeover, writes the group to fence the old owner. */
+  async #hydrate(takeover: boolean): Promise<void> {
+    const { groups, conversations, worker } = this.#deps;
+    const entry = await groups.get(this.group);
+    const record = entry?.operation === 'PUT' ? parse<GroupRecord>(entry.value) : undefined;
+    this.#groupRevision = entry?.operation === 'PUT' ? entry.revision : 0;
+    const engine = this.#newEngine();
+    const records: ConversationJSON[] = [];
+    this.#revisions.clear();
+    for (const id of record?.open ?? []) {
+      const c = await conversations.get(id);
+      if (c?.operation !== 'PUT') continue;
+      const stored = parse<StoredConversation>(c.value);
+      if (stored.group !== this.group) continue;
+      records.push(stored.record);
+      this.#revisions.set(id, c.revision);
+    }
+    engine.hydrate(this.group, record?.context, records);
+    this.#engine = engine;
+    this.#open = new Set(records.map((r) => r.context.id));
+    this.#record = record;
+    if (takeover) {
+      const claimed: GroupRecord = {
+        context: engine.group(this.group)!,
+        open: [...this.#open],
+        lastSeq: record?.lastSeq ?? 0,
+        owner: worker,
+      };
+      await this.#writeGroup(claimed);
+    }
+  }
+
+  async #consume(): Promise<void> {
+    const { jsm, js } = this.#deps;
+    const name = consumerName(this.group);
+    // The group record, not the consumer, knows what was applied: start right after it.
+    await jsm.consumers.delete(STREAMS.commands, name).catch(() => undefined);
+    const lastSeq = this.#record?.lastSeq ?? 0;
+    await jsm.consumers.add(STREAMS.commands, {
+      durable_name: name,
+      filter_subject: groupCommandFilter(this.group),
+      ack_policy: AckPolicy.All,
+      ack_wait: nanos(30_000),
+      max_ack_pending: 20_000,
+      ...(lastSeq > 0
+        ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: lastSeq + 1 }
+        : { deliver_policy: DeliverPolicy.All }),
+    });
+    const consumer = await js.consumers.get(STREAMS.commands, name);
+    const messages = await consumer.consume({ max_messages: this.#deps.batch ?? 256 });
+    this.#messages = messages;
+    void (async () => {
+      let batch: JsMsg[] = [];
+      for await (const m of messages) {
+        batch.push(m);
+        if (messages.getPending() > 0 && batch.length < (this.#deps.batch ?? 256)) continue;
+        const todo = batch;
+        batch = [];
+        await this.#serial(() => this.#applyBatch(todo));
+      }
+    })().catch((error) => this.#log.error({ err: error }, 'command loop ended'));
+  }
+
+  // Applying --------------------------------------------------------------------------------------
+
+  #serial(work: () => Promise<void>): Promise<void> {
+    const next = this.#queue.then(async () => {
+      if (this.#stopped) return;
+      try {
+        await work();
+      } catch (error) {
+        this.#log.error(
+          { err: error },
+          'work failed; the group is let go for another owner to resume',
+        );
+        this.#stopped = true;
+        this.#deps.onFenced?.(this.group);
+      }
+    });
+    this.#queue = next;
+    return next;
+  }
+
+  async #applyBatch(msgs: JsMsg[]): Promise<void> {
+    const lastSeq = this.#record?.lastSeq ?? 0;
+    const items: Item[] = [];
+    for (const msg of msgs) {
+      if (msg.seq <= lastSeq) continue; // applied before a crash: already stored
+      const item = this.#decode(msg);
+      if (item) items.push(item);
+    }
+    const last = msgs[msgs.length - 1]!;
+    if (items.length > 0) {
+      await this.#withRetries(async () => this.#applyItems(items), Math.max(last.seq, lastSeq));
+    } else if (last.seq > lastSeq) {
+      await this.#writeGroup(this.#groupRecord(last.seq));
+    }
+    last.ack();
+    this.#armTimer();
+  }
+
+  /** Turns a message into work, or terminates it with a reason when it can never be applied. */
+  #decode(msg: JsMsg): Item | undefined {
+    const at = Number(msg.timestampNanos / 1_000_000n);
+    const conversationOfSubject = msg.subject.split('.')[3];
+    if (msg.headers?.get(ADMIT)) {
+      return { kind: 'admit', msg, conversation: msg.headers.get(ADMIT), at };
+    }
+    try {
+      const command = parseCommand(msg.data);
+      if (command.type === 'SetAgentPresence' || command.conversation !== conversationOfSubject) {
+        throw new Error(`subject ${msg.subject} does not name this command's conversation`);
+      }
+      // A timer fires at its deadline; the server's stamp may be a hair earlier than ours.
+      const when = command.type === 'SnoozeExpired' ? Math.max(at, command.until) : at;
+      return { kind: 'command', msg, command, at: when };
+    } catch (error) {
+      this.#log.warn(
+        { seq: msg.seq, subject: msg.subject, reason: (error as Error).message },
+        'command refused',
+      );
+      msg.term(`invalid command: ${(error as Error).message}`);
+      return undefined;
+    }
+  }
+
+  async #applyItems(items: Item[]): Promise<Outcome> {
+    const outcome: Outcome = { events: [], handovers: [], forwards: [], touched: new Set() };
+    for (const item of items) {
+      if (item.kind === 'admit') {
+        await this.#admitFromStore(item.conversation, item.at, outcome);
+        continue;
+      }
+      const cmd = item.command;
+      if (
+        cmd.type !== 'StartConversation' &&
+        cmd.type !== 'SetAgentPresence' &&
+        !this.#engine.conversation(cmd.conversation)
+      ) {
+        const where = await this.#whereIs(cmd.conversation);
+        if (where && where !== this.group) {
+          outcome.forwards.push({
+            subject: commandSubject(where, cmd.conversation),
+            data: item.msg.data,
+            id: `fwd:${cmd.id}`,
+          });
+          continue;
+        }
+        if (where === this.group) await this.#admitFromStore(cmd.conversation, item.at, outcome);
+      }
+      this.#merge(this.#engine.step(cmd, item.at), cmd.id, outcome);
+    }
+    return outcome;
+  }
+
+  async #whereIs(conversation: string): Promise<string | undefined> {
+    const entry = await this.#deps.conversations.get(conversation);
+    return entry?.operation === 'PUT' ? parse<StoredConversation>(entry.value).group : undefined;
+  }
+
+  /** Takes in a conversation stored under this group (a handover, or one evicted after close). */
+  async #admitFromStore(conversation: string, at: number, outcome: Outcome): Promise<void> {
+    if (this.#engine.conversation(conversation)) return;
+    const entry = await this.#deps.conversations.get(conversation);
+    if (entry?.operation !== 'PUT') return;
+    const stored = parse<StoredConversation>(entry.value);
+    if (stored.group !== this.group) return;
+    this.#revisions.set(conversation, entry.revision);
+    const result = this.#engine.admit(
+      { group: this.group, conversation, record: stored.record },
+      at,
+    );
+    outcome.touched.add(conversation);
+    this.#merge(result, `admit:${conversation}:${entry.revision}`, outcome);
+  }
+
+  #merge(result: StepResult, id: string, outcome: Outcome): void {
+    result.events.forEach((event, i) => {
+      outcome.events.push({ event, id: `${id}:${i}` });
+      if ('conversation' in event && event.conversation) outcome.touched.add(event.conversation);
+    });
+    outcome.handovers.push(...result.handovers);
+  }
+
+  /**
+   * Runs a unit of work, commits the shared world (retrying from the stored state when another
+   * worker changed the same agent or seats), stores, publishes, in that order.
+   */
+  async #withRetries(work: () => Promise<Outcome> | Outcome, lastSeq?: number): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const outcome = await work();
+      try {
+        await this.#deps.world.commit();
+      } catch (error) {
+        if (!(error instanceof WorldConflictError) || attempt >= 8) throw error;
+        this.#log.debug(
+          { attempt, reason: error.message },
+          'world changed under the batch; applying it again',
+        );
+        await this.#deps.world.rollback();
+        await this.#hydrate(false);
+        continue;
+      }
+      const nothing =
+        outcome.touched.size === 0 && outcome.events.length === 0 && outcome.forwards.length === 0;
+      if (nothing && lastSeq === undefined) return;
+      await this.#store(outcome, lastSeq);
+      await this.#publish(outcome);
+      return;
+    }
+  }
+
+  async #store(outcome: Outcome, lastSeq: number | undefined): Promise<void> {
+    if (!this.#deps.holds(this.group))
+      throw new Error(`lease on ${this.group} lost before storing`);
+    const writes: Promise<void>[] = [];
+    const handedOver = new Map(outcome.handovers.map((h) => [h.conversation, h]));
+    for (const id of outcome.touched) {
+      const handover = handedOver.get(id);
+      const record = handover?.record ?? this.#engine.record(id);
+      if (!record) continue;
+      const stored: StoredConversation = { group: handover?.group ?? this.group, record };
+      writes.push(this.#writeConversation(id, stored));
+      const closed = this.#engine.conversation(id)?.state === 'closed';
+      if (handover || closed) this.#open.delete(id);
+      else this.#open.add(id);
+    }
+    await Promise.all(writes);
+    for (const id of outcome.touched) {
+      if (this.#engine.conversation(id)?.state === 'closed') this.#engine.evict(id);
+    }
+    await this.#writeGroup(this.#groupRecord(lastSeq ?? this.#record?.lastSeq ?? 0));
+  }
+
+  async #writeConversation(id: string, stored: StoredConversation): Promise<void> {
+    const rev = this.#revisions.get(id) ?? 0;
+    const kv = this.#deps.conversations;
+    const next =
+      rev === 0 ? await kv.create(id, json(stored)) : await kv.update(id, json(stored), rev);
+    if (stored.group === this.group) this.#revisions.set(id, next);
+    else this.#revisions.delete(id);
+  }
+
+  #groupRecord(lastSeq: number): GroupRecord {
+    return {
+      context: this.#engine.group(this.group)!,
+      open: [...this.#open],
+      lastSeq,
+      owner: this.#deps.worker,
+    };
+  }
+
+  async #writeGroup(record: GroupRecord): Promise<void> {
+    const kv = this.#deps.groups;
+    try {
+      this.#groupRevision =
+        this.#groupRevision === 0
+          ? await kv.create(this.group, json(record))
+          : await kv.update(this.group, json(record), this.#groupRevision);
+      this.#record = record;
+    } catch (error) {
+      throw new Error(`group ${this.group} was written by another owner: ${String(error)}`);
+    }
+  }
+
+  async #publish(outcome: Outcome): Promise<void> {
+    const { js } = this.#deps;
+    const acks: Promise<unknown>[] = [];
+    for (const { event, id } of outcome.events) {
+      const conversation =
+        'conversation' in event && event.conversation ? event.conversation : '_none';
+      const group = ('group' in event && event.group) || this.group;
+      acks.push(
+        js.publish(eventSubject(group, conversation, event.type), json(event), { msgID: id }),
+      );
+    }
+    for (const h of outcome.handovers) {
+      const hdrs = headers();
+      hdrs.set(ADMIT, h.conversation);
+      const id = `admit:${h.conversation}:${this.#revisions.get(h.conversation) ?? Date.now()}`;
+      acks.push(
+        js.publish(commandSubject(h.group, h.conversation), new Uint8Array(), {
+          msgID: id,
+          headers: hdrs,
+        }),
+      );
+    }
+    for (const f of outcome.forwards) acks.push(js.publish(f.subject, f.data, { msgID: f.id }));
+    await Promise.all(acks);
+  }
+
+  // Timers ----------------------------------------------------------------------------------------
+
+  /** Sleeps until the earliest snooze deadline, then sends the expiry through the group's own stream. */
+  #armTimer(): void {
+    clearTimeout(this.#timer);
+    if (this.#stopped) return;
+    const next = this.#engine.snoozeDeadlines()[0];
+    if (!next) return;
+    const delay = Math.max(0, next.until - Date.now());
+    this.#timer = setTimeout(
+      () => {
+        const cmd = {
+          type: 'SnoozeExpired',
+          id: `timer:${next.conversation}:${next.until}`,
+          conversation: next.conversation,
+          until: next.until,
+        } as const;
+        this.#deps.js
+          .publish(commandSubject(this.group, next.conversation), json(cmd), { msgID: cmd.id })
+          .catch((error) =>
+            this.#log.warn({ err: error }, 'timer could not send its expiry; retrying'),
+          )
+          .finally(() => {
+            // If the expiry is not applied (a duplicate, a stamp a hair early), look again soon.
+            if (!this.#stopped) this.#timer = setTimeout(() => this.#armTimer(), 1_000);
+          });
+      },
+      Math.min(delay, 2 ** 31 - 1),
+    );
+  }
+}

@@ -1,0 +1,227 @@
+// A worker: joins the live workers, takes its fair share of the routing groups (and maybe the
+// agents' commands) through leases, hosts each, and gives them up on shutdown or when the share
+// changes. Kill it and the survivors take its groups over within one lease period.
+import { randomBytes } from 'node:crypto';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import type { Settings } from '../../actors/settings.ts';
+import { connectNats } from '../nats/connection.ts';
+import { Leases } from '../nats/leases.ts';
+import { fairShare, Members } from '../nats/members.ts';
+import { AGENT_TOKEN, BUCKETS, DEFAULTS, ensureStreams } from '../nats/streams.ts';
+import { AgentHost } from './agents.ts';
+import { GroupHost } from './host.ts';
+import { KvWorld } from './world.ts';
+
+export interface WorkerOptions {
+  /** NATS server URL(s). */
+  readonly url: string | string[];
+  readonly settings: Settings;
+  readonly log: Logger;
+  /** A KV-safe id; a random one by default. */
+  readonly id?: string;
+  /** Lease period in ms (default 5000): a dead worker's groups move within it. */
+  readonly leaseMs?: number;
+  /** Stream and bucket replicas (3 on a three-server cluster). */
+  readonly replicas?: number;
+  readonly batch?: number;
+}
+
+type Hosted = { kind: 'group'; host: GroupHost } | { kind: 'agents'; host: AgentHost };
+
+export class Worker {
+  readonly id: string;
+  readonly nc: NatsConnection;
+  readonly #options: WorkerOptions;
+  readonly #log: Logger;
+  readonly #leases: Leases;
+  readonly #members: Members;
+  readonly #world: KvWorld;
+  readonly #hosted = new Map<string, Hosted>();
+  readonly #starting = new Set<string>();
+  #timer: NodeJS.Timeout | undefined;
+  #rebalancing: Promise<void> = Promise.resolve();
+  #stopped = false;
+
+  private constructor(
+    options: WorkerOptions,
+    id: string,
+    nc: NatsConnection,
+    leases: Leases,
+    members: Members,
+    world: KvWorld,
+  ) {
+    this.#options = options;
+    this.id = id;
+    this.nc = nc;
+    this.#log = options.log.child({ worker: id });
+    this.#leases = leases;
+    this.#members = members;
+    this.#world = world;
+  }
+
+  /** Connects, creates or upgrades the streams and buckets, joins, and starts taking groups. */
+  static async start(options: WorkerOptions): Promise<Worker> {
+    const id = options.id ?? `w-${randomBytes(4).toString('hex')}`;
+    const log = options.log.child({ worker: id });
+    const nc = await connectNats(options.url, { name: `parley-worker-${id}`, log });
+    const leaseMs = options.leaseMs ?? DEFAULTS.leaseTtlMs;
+    await ensureStreams(nc, {
+      replicas: options.replicas ?? 1,
+      leaseTtlMs: Math.max(leaseMs, DEFAULTS.leaseTtlMs),
+      workerTtlMs: Math.max(leaseMs, DEFAULTS.workerTtlMs),
+    });
+    const kvm = new Kvm(nc);
+    const [agents, groups, visitors] = await Promise.all([
+      kvm.open(BUCKETS.agents),
+      kvm.open(BUCKETS.groups),
+      kvm.open(BUCKETS.visitors),
+    ]);
+    const world = await KvWorld.open({ agents, groups, visitors }, options.settings, { log });
+    let worker: Worker | undefined;
+    const leases = await Leases.open(nc, {
+      worker: id,
+      leaseMs,
+      log,
+      onLost: (group, reason) => {
+        if (worker) worker.#lost(group, reason);
+      },
+    });
+    const members = await Members.open(nc, { worker: id, ttlMs: leaseMs, log });
+    worker = new Worker(options, id, nc, leases, members, world);
+    const self = worker;
+    world.onAgent = (agent, before, after) => self.#agentChanged(agent, before?.value, after.value);
+    await members.join();
+    leases.start();
+    await self.rebalance();
+    self.#timer = setInterval(() => void self.rebalance(), Math.max(200, leaseMs / 3));
+    log.info({ leaseMs }, 'worker started');
+    return worker;
+  }
+
+  /** The groups (and `_agent`) this worker hosts now. */
+  hosted(): string[] {
+    return [...this.#hosted.keys()].sort();
+  }
+
+  /** The live host of a group, for inspection. */
+  host(group: string): GroupHost | undefined {
+    const h = this.#hosted.get(group);
+    return h?.kind === 'group' ? h.host : undefined;
+  }
+
+  /** Takes the groups of this worker's fair share that it lacks, and gives up those it should not hold. */
+  rebalance(): Promise<void> {
+    this.#rebalancing = this.#rebalancing
+      .then(() => this.#rebalance())
+      .catch((error) => {
+        this.#log.warn({ err: error }, 'rebalance failed; trying again at the next beat');
+      });
+    return this.#rebalancing;
+  }
+
+  async #rebalance(): Promise<void> {
+    if (this.#stopped) return;
+    const live = (await this.#members.members()).map((m) => m.worker);
+    if (!live.includes(this.id)) live.push(this.id);
+    const all = [...this.#options.settings.groups.map((g) => g.id), AGENT_TOKEN];
+    const mine = new Set(fairShare(all, live, this.id));
+    for (const group of this.#hosted.keys()) {
+      if (!mine.has(group)) await this.#let(group, 'rebalanced');
+    }
+    // Take what is ours; also a group whose owner is gone and that nobody else took yet.
+    for (const group of all) {
+      if (this.#hosted.has(group) || this.#starting.has(group)) continue;
+      const owner = await this.#leases.owner(group);
+      if (!mine.has(group) && owner) continue;
+      if (!mine.has(group) && !owner && live.length > 1) continue;
+      if (await this.#leases.acquire(group)) await this.#take(group);
+    }
+  }
+
+  async #take(group: string): Promise<void> {
+    this.#starting.add(group);
+    try {
+      const nc = this.nc;
+      const js = jetstream(nc);
+      const jsm = await jetstreamManager(nc);
+      const kvm = new Kvm(nc);
+      const groups = await kvm.open(BUCKETS.groups);
+      const holds = (g: string) => this.#leases.holds(g);
+      if (group === AGENT_TOKEN) {
+        const host = await AgentHost.start({
+          js,
+          jsm,
+          groups,
+          world: this.#world,
+          settings: this.#options.settings,
+          log: this.#log,
+          holds,
+        });
+        this.#hosted.set(group, { kind: 'agents', host });
+      } else {
+        const conversations = await kvm.open(BUCKETS.conversations);
+        const host = await GroupHost.start(
+          {
+            js,
+            jsm,
+            conversations,
+            groups,
+            world: this.#world,
+            settings: this.#options.settings,
+            worker: this.id,
+            log: this.#log,
+            holds,
+            onFenced: (g) => void this.#let(g, 'fenced'),
+            ...(this.#options.batch ? { batch: this.#options.batch } : {}),
+          },
+          group,
+        );
+        this.#hosted.set(group, { kind: 'group', host });
+      }
+    } catch (error) {
+      this.#log.error({ err: error, group }, 'could not take the group; releasing it');
+      await this.#leases.release(group).catch(() => undefined);
+    } finally {
+      this.#starting.delete(group);
+    }
+  }
+
+  async #let(group: string, reason: string): Promise<void> {
+    const hosted = this.#hosted.get(group);
+    this.#hosted.delete(group);
+    await hosted?.host.stop();
+    await this.#leases.release(group).catch(() => undefined);
+    this.#log.info({ group, reason }, 'group let go');
+  }
+
+  #lost(group: string, reason: string): void {
+    this.#log.warn({ group, reason }, 'lease lost');
+    const hosted = this.#hosted.get(group);
+    this.#hosted.delete(group);
+    void hosted?.host.stop();
+  }
+
+  #agentChanged(agent: string, before: unknown, after: unknown): void {
+    const wentOffline = before !== 'offline' && after === 'offline';
+    for (const h of this.#hosted.values()) {
+      if (h.kind === 'group') void h.host.poke(agent, wentOffline);
+    }
+  }
+
+  /** Hands every group over at once (their leases released) and leaves. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    clearInterval(this.#timer);
+    await this.#rebalancing;
+    for (const group of [...this.#hosted.keys()]) await this.#let(group, 'shutdown');
+    await this.#members.leave().catch(() => undefined);
+    await this.#leases.close().catch(() => undefined);
+    this.#world.close();
+    await this.nc.drain().catch(() => undefined);
+    this.#log.info('worker stopped');
+  }
+}

@@ -1,0 +1,99 @@
+// Drives a running Parley the way a backend integrator does: commands published on NATS subjects,
+// every event followed on the events stream.
+import { type JetStreamClient, jetstream } from '@nats-io/jetstream';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import pino from 'pino';
+import type { Command, DomainEvent } from '../../actors/events.ts';
+import { HOUR_MS } from '../../actors/settings.ts';
+import { connectNats } from '../../lib/nats/connection.ts';
+import { agentCommandSubject, commandSubject } from '../../lib/nats/streams.ts';
+import { group, testSettings } from './settings.ts';
+
+/** Quiet logs unless PARLEY_TEST_LOG names a level. */
+export const testLog = pino({ level: process.env.PARLEY_TEST_LOG ?? 'silent' });
+
+/** The test settings with snoozes short enough to wait for. */
+export const runtimeSettings = () =>
+  testSettings({
+    groups: [
+      group('tv', { cap: 3, snooze: { defaultMs: 400, minMs: 100, maxMs: HOUR_MS } }),
+      group('orders', { cap: 2, snooze: { defaultMs: 400, minMs: 100, maxMs: HOUR_MS } }),
+    ],
+  });
+
+let n = 0;
+
+export class Integrator {
+  readonly events: DomainEvent[] = [];
+  readonly #waiters: { test: (e: DomainEvent) => boolean; resolve: (e: DomainEvent) => void }[] =
+    [];
+
+  private constructor(
+    readonly nc: NatsConnection,
+    readonly js: JetStreamClient,
+    readonly sub: Subscription,
+  ) {}
+
+  static async connect(url: string): Promise<Integrator> {
+    const nc = await connectNats(url, { name: 'integrator' });
+    const sub = nc.subscribe('parley.evt.>');
+    const it = new Integrator(nc, jetstream(nc), sub);
+    void (async () => {
+      for await (const m of sub) {
+        const e = m.json<DomainEvent>();
+        it.events.push(e);
+        for (const w of [...it.#waiters]) {
+          if (w.test(e)) {
+            it.#waiters.splice(it.#waiters.indexOf(w), 1);
+            w.resolve(e);
+          }
+        }
+      }
+    })();
+    await nc.flush();
+    return it;
+  }
+
+  /** Publishes a command to its subject; resolves once JetStream stored it. */
+  async send(
+    command: Record<string, unknown> & { type: Command['type'] },
+    group = 'tv',
+  ): Promise<string> {
+    const cmd = { id: `t-${process.pid}-${++n}`, ...command } as Command;
+    const subject =
+      cmd.type === 'SetAgentPresence'
+        ? agentCommandSubject(cmd.agent)
+        : commandSubject(group, cmd.conversation);
+    await this.js.publish(subject, JSON.stringify(cmd), { msgID: cmd.id });
+    return cmd.id;
+  }
+
+  /** The first event, already seen or to come, that passes `test`. */
+  waitFor(
+    test: (e: DomainEvent) => boolean,
+    timeoutMs = 10_000,
+    what = 'an event',
+  ): Promise<DomainEvent> {
+    const seen = this.events.find(test);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), timeoutMs);
+      this.#waiters.push({
+        test,
+        resolve: (e) => {
+          clearTimeout(timer);
+          resolve(e);
+        },
+      });
+    });
+  }
+
+  of(conversation: string): DomainEvent[] {
+    return this.events.filter((e) => 'conversation' in e && e.conversation === conversation);
+  }
+
+  async close(): Promise<void> {
+    this.sub.unsubscribe();
+    await this.nc.drain();
+  }
+}

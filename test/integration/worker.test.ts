@@ -1,0 +1,137 @@
+// The engine's story end to end through NATS subjects, as an integrator drives it, with a real
+// nats-server and a real worker.
+import t from 'tap';
+import { Worker } from '../../lib/worker/worker.ts';
+import { startNatsServer } from '../helpers/nats-server.ts';
+import { Integrator, runtimeSettings, testLog } from '../helpers/runtime.ts';
+
+const is =
+  (
+    type: string,
+    conversation?: string,
+    more: (e: Record<string, unknown>) => boolean = () => true,
+  ) =>
+  (e: { type: string }) =>
+    e.type === type &&
+    (conversation === undefined ||
+      (e as { conversation?: string }).conversation === conversation) &&
+    more(e as unknown as Record<string, unknown>);
+
+t.test(
+  'an integrator runs a conversation through NATS: start, assign, reply, snooze, wake, close',
+  async (t) => {
+    const server = await startNatsServer({ t });
+    const worker = await Worker.start({
+      url: server.url,
+      settings: runtimeSettings(),
+      log: testLog,
+      leaseMs: 1_000,
+    });
+    t.teardown(() => worker.stop());
+    const it = await Integrator.connect(server.url);
+    t.teardown(() => it.close());
+    t.same(worker.hosted(), ['_agent', 'orders', 'tv'], 'a single worker hosts every group');
+
+    await it.send({ type: 'SetAgentPresence', agent: 'alice', presence: 'online' });
+    await it.waitFor(is('AgentPresenceChanged'), 10_000, 'alice online');
+    await it.send({
+      type: 'StartConversation',
+      conversation: 'c1',
+      visitor: 'v1',
+      rule: 'direct',
+      message: { text: 'Hello' },
+    });
+    const assigned = await it.waitFor(is('ConversationAssigned', 'c1'), 10_000, 'the assignment');
+    t.match(assigned, { agent: 'alice', group: 'tv' });
+
+    await it.send({
+      type: 'SendMessage',
+      conversation: 'c1',
+      author: { kind: 'agent', id: 'alice' },
+      message: { text: 'Hi! 👋' },
+    });
+    await it.waitFor(
+      is('MessageAdded', 'c1', (e) => (e.message as { text: string }).text === 'Hi! 👋'),
+    );
+
+    await it.send({ type: 'Snooze', conversation: 'c1', agent: 'alice', durationMs: 300 });
+    const snoozed = (await it.waitFor(is('ConversationSnoozed', 'c1'))) as { until: number };
+    const woken = (await it.waitFor(is('ConversationWoken', 'c1'), 5_000, 'the wake')) as {
+      at: number;
+      by: string;
+    };
+    t.equal(woken.by, 'timer');
+    t.ok(woken.at >= snoozed.until, 'not before its deadline');
+    t.ok(Date.now() - snoozed.until < 1_000, 'woken within a second of the deadline');
+    await it.waitFor(
+      is('ConversationAssigned', 'c1', (e) => e.wasSnoozed === true),
+      5_000,
+      'back to alice',
+    );
+
+    await it.send({ type: 'Close', conversation: 'c1', by: { agent: 'alice' }, tags: ['done'] });
+    await it.waitFor(is('ConversationClosed', 'c1'));
+    await it.send({ type: 'AnswerSurvey', conversation: 'c1', visitor: 'v1', csat: 5 });
+    await it.waitFor(is('SurveyAnswered', 'c1'), 5_000, 'the survey of a closed conversation');
+
+    const thread = it.of('c1').flatMap((e) => (e.type === 'MessageAdded' ? [e.message.seq] : []));
+    t.same(
+      thread,
+      thread.map((_, i) => i + 1),
+      'the thread is numbered without gaps',
+    );
+  },
+);
+
+t.test(
+  'a malformed command is refused without stopping the group; a duplicate is harmless',
+  async (t) => {
+    const server = await startNatsServer({ t });
+    const worker = await Worker.start({
+      url: server.url,
+      settings: runtimeSettings(),
+      log: testLog,
+      leaseMs: 1_000,
+    });
+    t.teardown(() => worker.stop());
+    const it = await Integrator.connect(server.url);
+    t.teardown(() => it.close());
+
+    await it.js.publish('parley.cmd.tv.c9', '{"type":"Snooze","conversation":"c9"', {
+      msgID: 'bad-1',
+    });
+    await it.js.publish(
+      'parley.cmd.tv.c9',
+      JSON.stringify({ type: 'Teleport', id: 'bad-2', conversation: 'c9' }),
+    );
+    const id = await it.send({
+      type: 'StartConversation',
+      conversation: 'c9',
+      visitor: 'v9',
+      rule: 'direct',
+    });
+    await it.waitFor(is('ConversationQueued', 'c9'), 10_000, 'the group goes on after bad input');
+    // The same command again, under a new message id so JetStream does not drop it: applied once.
+    await it.js.publish(
+      'parley.cmd.tv.c9',
+      JSON.stringify({
+        type: 'StartConversation',
+        id,
+        conversation: 'c9',
+        visitor: 'v9',
+        rule: 'direct',
+      }),
+    );
+    await it.send({
+      type: 'SendMessage',
+      conversation: 'c9',
+      author: { kind: 'visitor', id: 'v9' },
+      message: { text: 'after' },
+    });
+    await it.waitFor(
+      is('MessageAdded', 'c9', (e) => (e.message as { text: string }).text === 'after'),
+    );
+    t.equal(it.of('c9').filter((e) => e.type === 'ConversationStarted').length, 1, 'started once');
+    t.equal(it.of('c9').filter((e) => e.type === 'CommandRejected').length, 0);
+  },
+);
