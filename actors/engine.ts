@@ -281,7 +281,7 @@ export class Engine {
         return { ...cmd, at, messageId, visitorBlocked: this.#world.isBlocked(ctx.visitor) };
       }
       case 'Snooze':
-        return { ...cmd, at, seatFree: ctx.group !== null && this.#seatFree(ctx.group) };
+        return { ...cmd, at, seatFree: ctx.group !== null && this.#seatFree(ctx.group, ctx.id) };
       case 'Transfer': {
         const outcome = this.#transferOutcome(ctx, cmd);
         return typeof outcome === 'string' ? outcome : { ...cmd, at, outcome };
@@ -301,14 +301,16 @@ export class Engine {
       const target = this.#world.agent(cmd.to.agent);
       if (!target || !this.#agentSettings.has(cmd.to.agent)) return 'unknown-agent';
       if (cmd.to.agent === ctx.agent) return 'not-allowed-in-state';
-      if (hasFreeSlot(target)) return { kind: 'assign', agent: cmd.to.agent };
+      if (hasFreeSlot(target) || target.context.conversations.includes(ctx.id)) {
+        return { kind: 'assign', agent: cmd.to.agent };
+      }
       if (ctx.group === null) return 'not-allowed-in-state';
-      return this.#seatFree(ctx.group)
+      return this.#seatFree(ctx.group, ctx.id)
         ? { kind: 'queue', group: ctx.group, reservedFor: cmd.to.agent }
         : { kind: 'refuse', code: 'waiting-list-full' };
     }
     if (!this.#groupSettings.has(cmd.to.group)) return 'unknown-group';
-    return this.#seatFree(cmd.to.group)
+    return this.#seatFree(cmd.to.group, ctx.id)
       ? { kind: 'queue', group: cmd.to.group, reservedFor: null }
       : { kind: 'refuse', code: 'waiting-list-full' };
   }
@@ -324,19 +326,19 @@ export class Engine {
       {
         type: 'engine.place',
         at: now,
-        placement: this.#placement(targetGroup(rule, ctx.bot.answers)),
+        placement: this.#placement(targetGroup(rule, ctx.bot.answers), id),
       },
       out,
     );
   }
 
   /** Follows the overflow chain from `first` to a group with a free seat, else parks at `first`. */
-  #placement(first: string): Placement {
+  #placement(first: string, conversation: string): Placement {
     const seen = new Set<string>();
     let id = first;
     for (;;) {
       if (!this.#groupSettings.has(id) || seen.has(id)) return { kind: 'park', group: first };
-      if (this.#seatFree(id)) {
+      if (this.#seatFree(id, conversation)) {
         return { kind: 'queue', group: id, reason: id === first ? 'escalated' : 'overflowed' };
       }
       seen.add(id);
@@ -377,7 +379,7 @@ export class Engine {
       // A conversation that finds no free seat stays with the agent rather than break the cap.
       if (
         this.#groupSettings.get(ctx.group)!.offlinePolicy === 'return' &&
-        this.#seatFree(ctx.group)
+        this.#seatFree(ctx.group, id)
       ) {
         this.#step(id, { type: 'engine.return', at: now }, out);
       }
@@ -421,6 +423,11 @@ export class Engine {
         : undefined;
     }
     let best: AgentSnapshot | undefined;
+    for (const settings of this.settings.agents) {
+      // A step applied again after a partial commit finds the slot it took: keep that agent.
+      const holder = this.#world.agent(settings.id);
+      if (holder?.context.conversations.includes(entry.conversation)) return settings.id;
+    }
     for (const settings of this.settings.agents) {
       if (!settings.groups.includes(groupId)) continue;
       const a = this.#world.agent(settings.id);
@@ -494,9 +501,11 @@ export class Engine {
     this.#expectHeld(id, after);
   }
 
-  #seatFree(group: string): boolean {
+  /** A seat is free in the group, or `conversation` already holds one there (a step applied again). */
+  #seatFree(group: string, conversation?: string): boolean {
     const cap = this.#groupSettings.get(group)?.cap ?? 0;
-    return this.#world.seats(group).length < cap;
+    const seats = this.#world.seats(group);
+    return (conversation !== undefined && seats.includes(conversation)) || seats.length < cap;
   }
 
   #takeSeat(group: string, id: string): void {

@@ -17,6 +17,8 @@ import type { DomainEvent } from '../../actors/events.ts';
 import type { Settings } from '../../actors/settings.ts';
 import { parseCommand } from '../commands.ts';
 import { AGENT_COMMANDS_FILTER, AGENT_TOKEN, agentEventSubject, STREAMS } from '../nats/streams.ts';
+import { readBatches } from './batches.ts';
+import type { Lock } from './lock.ts';
 import { type KvWorld, WorldConflictError } from './world.ts';
 
 export interface AgentHostDeps {
@@ -27,6 +29,8 @@ export interface AgentHostDeps {
   readonly settings: Settings;
   readonly log: Logger;
   readonly holds: (lease: string) => boolean;
+  /** Serialises work with the other hosts of the worker, which share the world. */
+  readonly lock: Lock;
 }
 
 /** The key, in the groups bucket, of the agents host's progress. */
@@ -82,20 +86,14 @@ export class AgentHost {
       max_messages: 256,
     });
     this.#messages = messages;
-    void (async () => {
-      let batch: JsMsg[] = [];
-      for await (const m of messages) {
-        batch.push(m);
-        if (messages.getPending() > 0 && batch.length < 256) continue;
-        const todo = batch;
-        batch = [];
-        this.#queue = this.#queue.then(() => (this.#stopped ? undefined : this.#apply(todo)));
-        await this.#queue.catch((error) => {
+    readBatches(messages, 256, (batch) => {
+      this.#queue = this.#queue
+        .then(() => (this.#stopped ? undefined : this.#deps.lock(() => this.#apply(batch))))
+        .catch((error) => {
           this.#log.error({ err: error }, 'agent commands stopped');
           this.#stopped = true;
         });
-      }
-    })();
+    }).catch((error) => this.#log.error({ err: error }, 'agent command loop ended'));
   }
 
   async #apply(msgs: JsMsg[]): Promise<void> {
@@ -103,7 +101,7 @@ export class AgentHost {
     for (let attempt = 1; ; attempt++) {
       // Presence does not depend on the groups: an engine that hosts none applies it.
       const engine = new Engine(this.#deps.settings, { world: this.#deps.world, hosts: [] });
-      const events: { event: DomainEvent; id: string }[] = [];
+      const events: { event: DomainEvent; id: string; agent: string }[] = [];
       for (const m of fresh) {
         try {
           const cmd = parseCommand(m.data);
@@ -112,7 +110,7 @@ export class AgentHost {
           }
           const at = Number(m.timestampNanos / 1_000_000n);
           engine.step(cmd, at).events.forEach((event, i) => {
-            events.push({ event, id: `${cmd.id}:${i}` });
+            events.push({ event, id: `${cmd.id}:${i}`, agent: cmd.agent });
           });
         } catch (error) {
           if (attempt === 1) {
@@ -129,6 +127,13 @@ export class AgentHost {
         continue;
       }
       const last = msgs[msgs.length - 1]!;
+      // Events first, then the progress that makes them final (as the group hosts do).
+      await Promise.all(
+        events.map(({ event, id, agent }) => {
+          const data = encoder.encode(JSON.stringify(event));
+          return this.#deps.js.publish(agentEventSubject(agent, event.type), data, { msgID: id });
+        }),
+      );
       if (!this.#deps.holds(AGENT_TOKEN)) throw new Error('lease on agents lost');
       const progress = encoder.encode(JSON.stringify({ lastSeq: last.seq }));
       this.#revision =
@@ -136,13 +141,6 @@ export class AgentHost {
           ? await this.#deps.groups.create(PROGRESS_KEY, progress)
           : await this.#deps.groups.update(PROGRESS_KEY, progress, this.#revision);
       this.#lastSeq = Math.max(this.#lastSeq, last.seq);
-      await Promise.all(
-        events.map(({ event, id }) => {
-          const agent = 'agent' in event && typeof event.agent === 'string' ? event.agent : '_none';
-          const data = encoder.encode(JSON.stringify(event));
-          return this.#deps.js.publish(agentEventSubject(agent, event.type), data, { msgID: id });
-        }),
-      );
       last.ack();
       return;
     }

@@ -24,7 +24,15 @@ import type { Command, DomainEvent } from '../../actors/events.ts';
 import type { RoutingGroupContext } from '../../actors/routing-group.ts';
 import type { Settings } from '../../actors/settings.ts';
 import { parseCommand } from '../commands.ts';
-import { commandSubject, eventSubject, groupCommandFilter, STREAMS } from '../nats/streams.ts';
+import {
+  commandSubject,
+  eventSubject,
+  groupCommandFilter,
+  parseCommandSubject,
+  STREAMS,
+} from '../nats/streams.ts';
+import { readBatches } from './batches.ts';
+import type { Lock } from './lock.ts';
 import { type KvWorld, WorldConflictError } from './world.ts';
 
 /** What the host stores for its group, fenced by compare-and-set on its revision. */
@@ -58,6 +66,8 @@ export interface HostDeps {
   readonly onFenced?: (group: string) => void;
   /** Largest batch applied at once. */
   readonly batch?: number;
+  /** Serialises work with the other hosts of the worker, which share the world. */
+  readonly lock: Lock;
 }
 
 const ADMIT = 'Parley-Admit';
@@ -105,6 +115,8 @@ export class GroupHost {
   #queue: Promise<void> = Promise.resolve();
   #stopped = false;
   #pokes = 0;
+  /** How many times each deadline's expiry was sent. */
+  readonly #fired = new Map<string, number>();
 
   private constructor(deps: HostDeps, group: string) {
     this.#deps = deps;
@@ -207,16 +219,10 @@ export class GroupHost {
     const consumer = await js.consumers.get(STREAMS.commands, name);
     const messages = await consumer.consume({ max_messages: this.#deps.batch ?? 256 });
     this.#messages = messages;
-    void (async () => {
-      let batch: JsMsg[] = [];
-      for await (const m of messages) {
-        batch.push(m);
-        if (messages.getPending() > 0 && batch.length < (this.#deps.batch ?? 256)) continue;
-        const todo = batch;
-        batch = [];
-        await this.#serial(() => this.#applyBatch(todo));
-      }
-    })().catch((error) => this.#log.error({ err: error }, 'command loop ended'));
+    const max = this.#deps.batch ?? 256;
+    readBatches(messages, max, (batch) => void this.#serial(() => this.#applyBatch(batch))).catch(
+      (error) => this.#log.error({ err: error }, 'command loop ended'),
+    );
   }
 
   // Applying --------------------------------------------------------------------------------------
@@ -225,7 +231,7 @@ export class GroupHost {
     const next = this.#queue.then(async () => {
       if (this.#stopped) return;
       try {
-        await work();
+        await this.#deps.lock(work);
       } catch (error) {
         this.#log.error(
           { err: error },
@@ -259,19 +265,25 @@ export class GroupHost {
 
   /** Turns a message into work, or terminates it with a reason when it can never be applied. */
   #decode(msg: JsMsg): Item | undefined {
+    // Time is the server's stamp on the command: the same when the batch is applied again.
     const at = Number(msg.timestampNanos / 1_000_000n);
-    const conversationOfSubject = msg.subject.split('.')[3];
+    const address = parseCommandSubject(msg.subject);
     if (msg.headers?.get(ADMIT)) {
       return { kind: 'admit', msg, conversation: msg.headers.get(ADMIT), at };
     }
     try {
       const command = parseCommand(msg.data);
-      if (command.type === 'SetAgentPresence' || command.conversation !== conversationOfSubject) {
-        throw new Error(`subject ${msg.subject} does not name this command's conversation`);
+      if (
+        command.type === 'SetAgentPresence' ||
+        address?.kind !== 'conversation' ||
+        address.group !== this.group ||
+        address.conversation !== command.conversation
+      ) {
+        throw new Error(
+          `subject ${msg.subject} does not name this command's group and conversation`,
+        );
       }
-      // A timer fires at its deadline; the server's stamp may be a hair earlier than ours.
-      const when = command.type === 'SnoozeExpired' ? Math.max(at, command.until) : at;
-      return { kind: 'command', msg, command, at: when };
+      return { kind: 'command', msg, command, at };
     } catch (error) {
       this.#log.warn(
         { seq: msg.seq, subject: msg.subject, reason: (error as Error).message },
@@ -290,12 +302,10 @@ export class GroupHost {
         continue;
       }
       const cmd = item.command;
-      if (
-        cmd.type !== 'StartConversation' &&
-        cmd.type !== 'SetAgentPresence' &&
-        !this.#engine.conversation(cmd.conversation)
-      ) {
-        const where = await this.#whereIs(cmd.conversation);
+      if (cmd.type !== 'SetAgentPresence' && !this.#engine.conversation(cmd.conversation)) {
+        // Not in memory: handed over (maybe in this very batch), evicted after close, or new.
+        const moved = outcome.handovers.find((h) => h.conversation === cmd.conversation);
+        const where = moved ? moved.group : await this.#whereIs(cmd.conversation);
         if (where && where !== this.group) {
           outcome.forwards.push({
             subject: commandSubject(where, cmd.conversation),
@@ -362,8 +372,10 @@ export class GroupHost {
       const nothing =
         outcome.touched.size === 0 && outcome.events.length === 0 && outcome.forwards.length === 0;
       if (nothing && lastSeq === undefined) return;
+      // Events before the state that makes them final: a crash in between applies the batch
+      // again, and its events, published again under the same ids, are de-duplicated.
+      await this.#publishEvents(outcome);
       await this.#store(outcome, lastSeq);
-      await this.#publish(outcome);
       return;
     }
   }
@@ -387,7 +399,22 @@ export class GroupHost {
     for (const id of outcome.touched) {
       if (this.#engine.conversation(id)?.state === 'closed') this.#engine.evict(id);
     }
-    await this.#writeGroup(this.#groupRecord(lastSeq ?? this.#record?.lastSeq ?? 0));
+    // Stored under their new group: now that group may take them in. (If this worker dies
+    // first, the command, applied again here, is forwarded there, which loads it from KV.)
+    const seq = lastSeq ?? this.#record?.lastSeq ?? 0;
+    await Promise.all(
+      outcome.handovers.map((h) => {
+        const hdrs = headers();
+        hdrs.set(ADMIT, h.conversation);
+        const msgID = `admit:${h.conversation}:${this.group}:${seq}`;
+        const empty = new Uint8Array();
+        return this.#deps.js.publish(commandSubject(h.group, h.conversation), empty, {
+          msgID,
+          headers: hdrs,
+        });
+      }),
+    );
+    await this.#writeGroup(this.#groupRecord(seq));
   }
 
   async #writeConversation(id: string, stored: StoredConversation): Promise<void> {
@@ -421,7 +448,7 @@ export class GroupHost {
     }
   }
 
-  async #publish(outcome: Outcome): Promise<void> {
+  async #publishEvents(outcome: Outcome): Promise<void> {
     const { js } = this.#deps;
     const acks: Promise<unknown>[] = [];
     for (const { event, id } of outcome.events) {
@@ -430,17 +457,6 @@ export class GroupHost {
       const group = ('group' in event && event.group) || this.group;
       acks.push(
         js.publish(eventSubject(group, conversation, event.type), json(event), { msgID: id }),
-      );
-    }
-    for (const h of outcome.handovers) {
-      const hdrs = headers();
-      hdrs.set(ADMIT, h.conversation);
-      const id = `admit:${h.conversation}:${this.#revisions.get(h.conversation) ?? Date.now()}`;
-      acks.push(
-        js.publish(commandSubject(h.group, h.conversation), new Uint8Array(), {
-          msgID: id,
-          headers: hdrs,
-        }),
       );
     }
     for (const f of outcome.forwards) acks.push(js.publish(f.subject, f.data, { msgID: f.id }));
@@ -458,9 +474,14 @@ export class GroupHost {
     const delay = Math.max(0, next.until - Date.now());
     this.#timer = setTimeout(
       () => {
+        // A second try (the first stamped a hair early by another clock, say) needs a new id.
+        const key = `${next.conversation}:${next.until}`;
+        const tries = (this.#fired.get(key) ?? 0) + 1;
+        this.#fired.set(key, tries);
+        if (this.#fired.size > 10_000) this.#fired.clear();
         const cmd = {
           type: 'SnoozeExpired',
-          id: `timer:${next.conversation}:${next.until}`,
+          id: tries === 1 ? `timer:${key}` : `timer:${key}:${tries}`,
           conversation: next.conversation,
           until: next.until,
         } as const;

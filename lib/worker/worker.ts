@@ -13,6 +13,7 @@ import { fairShare, Members } from '../nats/members.ts';
 import { AGENT_TOKEN, BUCKETS, DEFAULTS, ensureStreams } from '../nats/streams.ts';
 import { AgentHost } from './agents.ts';
 import { GroupHost } from './host.ts';
+import { createLock } from './lock.ts';
 import { KvWorld } from './world.ts';
 
 export interface WorkerOptions {
@@ -41,6 +42,7 @@ export class Worker {
   readonly #world: KvWorld;
   readonly #hosted = new Map<string, Hosted>();
   readonly #starting = new Set<string>();
+  readonly #lock = createLock();
   #timer: NodeJS.Timeout | undefined;
   #rebalancing: Promise<void> = Promise.resolve();
   #stopped = false;
@@ -150,6 +152,7 @@ export class Worker {
       const kvm = new Kvm(nc);
       const groups = await kvm.open(BUCKETS.groups);
       const holds = (g: string) => this.#leases.holds(g);
+      const lock = this.#lock;
       if (group === AGENT_TOKEN) {
         const host = await AgentHost.start({
           js,
@@ -159,6 +162,7 @@ export class Worker {
           settings: this.#options.settings,
           log: this.#log,
           holds,
+          lock,
         });
         this.#hosted.set(group, { kind: 'agents', host });
       } else {
@@ -174,6 +178,7 @@ export class Worker {
             worker: this.id,
             log: this.#log,
             holds,
+            lock,
             onFenced: (g) => void this.#let(g, 'fenced'),
             ...(this.#options.batch ? { batch: this.#options.batch } : {}),
           },

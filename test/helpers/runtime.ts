@@ -6,7 +6,7 @@ import pino from 'pino';
 import type { Command, DomainEvent } from '../../actors/events.ts';
 import { HOUR_MS } from '../../actors/settings.ts';
 import { connectNats } from '../../lib/nats/connection.ts';
-import { agentCommandSubject, commandSubject } from '../../lib/nats/streams.ts';
+import { agentCommandSubject, commandSubject, STREAMS } from '../../lib/nats/streams.ts';
 import { group, testSettings } from './settings.ts';
 
 /** Quiet logs unless PARLEY_TEST_LOG names a level. */
@@ -86,6 +86,22 @@ export class Integrator {
         },
       });
     });
+  }
+
+  /** Every event stored in the events stream under `filter`, each once (the stream de-duplicates). */
+  async stored(filter = 'parley.evt.>'): Promise<DomainEvent[]> {
+    const consumer = await this.js.consumers.get(STREAMS.events, { filter_subjects: filter });
+    const out: DomainEvent[] = [];
+    for (;;) {
+      const batch = await consumer.fetch({ max_messages: 1000, expires: 2_000 });
+      let last: number | undefined;
+      for await (const m of batch) {
+        out.push(m.json<DomainEvent>());
+        last = m.info.pending;
+        if (last === 0) break;
+      }
+      if (last === undefined || last === 0) return out;
+    }
   }
 
   of(conversation: string): DomainEvent[] {
