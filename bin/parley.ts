@@ -1,54 +1,56 @@
-// The command line's single entry: `parley <command>`. A small dispatcher until the CLI grows
-// enough subcommands to want a library for it; each command parses its own options.
+// The command line's single entry: `parley <command>`, parsed by commander; each command lives in
+// bin/commands/ and registers itself with its options and help.
+import { Command, CommanderError } from 'commander';
 import { isParleyError } from '../lib/errors.ts';
-import { runDemo } from './commands/demo.ts';
-import { runModel } from './commands/model.ts';
+import { registerDemo } from './commands/demo.ts';
+import { registerDev } from './commands/dev.ts';
+import { registerModel } from './commands/model.ts';
+import { registerWorker } from './commands/worker.ts';
 
-interface Command {
-  readonly summary: string;
-  readonly run: (args: readonly string[]) => Promise<number>;
+/** The exit status of a command line commander refuses (unknown command or option…). */
+const USAGE_ERROR = 2;
+
+function program(): Command {
+  const parley = new Command('parley')
+    .description('Parley: asynchronous customer-service messaging on NATS JetStream')
+    .usage('<command> [options]')
+    .exitOverride()
+    .addHelpText('after', '\nparley <command> --help shows the options of a command.');
+  for (const register of [registerDev, registerWorker, registerDemo, registerModel]) {
+    oneLineErrors(register(parley));
+  }
+  return oneLineErrors(parley);
 }
 
-const COMMANDS: Record<string, Command> = {
-  demo: {
-    summary: 'run a scripted story through the engine on a simulated clock (--json: events only)',
-    run: runDemo,
-  },
-  model: {
-    summary: 'print the state machines as Markdown with Mermaid diagrams',
-    run: runModel,
-  },
-};
-
-function usage(): string {
-  const width = Math.max(...Object.keys(COMMANDS).map((name) => name.length));
-  const lines = Object.entries(COMMANDS).map(
-    ([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`,
-  );
-  return `Usage: parley <command> [options]\n\nCommands:\n${lines.join('\n')}\n\nparley <command> --help shows a command's options.\n`;
+/** Commander's error (and its "did you mean" suggestion) as one line that says where to look. */
+function oneLineErrors(command: Command): Command {
+  const name = command.parent ? `parley ${command.name()}` : 'parley';
+  return command.configureOutput({
+    outputError: (text, write) => {
+      const message = text
+        .replace(/^error: /, '')
+        .replace(/\s*\n\s*\(Did you mean (.*)\)/, '; did you mean $1')
+        .replace(/\s*\n\s*/g, ' ')
+        .trim();
+      write(`${name}: ${message} (${name} --help)\n`);
+    },
+  });
 }
 
-async function main(argv: readonly string[]): Promise<number> {
-  const [name, ...rest] = argv;
-  if (name === undefined) {
-    process.stderr.write(usage());
-    return 2;
-  }
-  if (name === '-h' || name === '--help' || name === 'help') {
-    process.stdout.write(usage());
-    return 0;
-  }
-  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
-  if (!command) {
-    process.stderr.write(`parley: unknown command '${name}' (parley --help lists them)\n`);
-    return 2;
-  }
+async function main(argv: readonly string[]): Promise<number | undefined> {
+  let running = 'parley';
+  const parley = program().hook('preAction', (_, action) => {
+    running = `parley ${action.name()}`;
+  });
   try {
-    return await command.run(rest);
+    await parley.parseAsync([...argv], { from: 'user' });
+    return undefined; // the command set process.exitCode
   } catch (error) {
-    // Errors Parley expects (a bad configuration…) end in a message and a status; others are bugs.
+    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : USAGE_ERROR;
+    // Errors Parley expects (a bad configuration, no NATS…) end in their message and a status;
+    // others are bugs, with their stack.
     if (!isParleyError(error)) throw error;
-    process.stderr.write(`parley ${name}: ${error.code}: ${error.message}\n`);
+    process.stderr.write(`${running}: ${error.message}\n`);
     return 1;
   }
 }
@@ -59,4 +61,5 @@ process.stdout.on('error', (error: NodeJS.ErrnoException) => {
   process.exit(process.exitCode ?? 0);
 });
 
-process.exitCode = await main(process.argv.slice(2));
+const status = await main(process.argv.slice(2));
+if (status !== undefined) process.exitCode = status;

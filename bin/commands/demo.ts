@@ -1,22 +1,12 @@
 // `parley demo`: one scripted day of the engine in one process, on the simulation's manual clock,
 // told as readable lines (or, with --json, the events as JSON lines). Hours pass in an instant.
-import { parseArgs } from 'node:util';
+import type { Command } from 'commander';
 import { formatDurationShort } from '../../actors/conversation.ts';
 import type { Attachment, Author, DomainEvent, TransferTarget } from '../../actors/events.ts';
 import { matchRule, showsChatButton } from '../../actors/routing.ts';
 import { HOUR_MS, MINUTE_MS, type Settings } from '../../actors/settings.ts';
 import { type CommandInput, Simulation } from '../../actors/simulation.ts';
 import { DEFAULT_CONFIG_PATH, loadConfig } from '../../lib/config.ts';
-
-const USAGE = `Usage: parley demo [--json]
-
-Runs a scripted story through the engine on a simulated clock, using config/default.yaml
-(with the Orders waiting list cut to one seat, so that it fills up).
-
-Options:
-  --json      print the events as JSON lines instead of the story
-  -h, --help  show this help
-`;
 
 /** The simulated day: Monday 5 January 2026, times in UTC. */
 const DAY = Date.UTC(2026, 0, 5);
@@ -32,24 +22,23 @@ const NEEDED = {
 const SMALL_GROUP = 'orders';
 const SMALL_CAP = 1;
 
-export async function runDemo(args: readonly string[]): Promise<number> {
-  let json: boolean;
-  try {
-    const { values } = parseArgs({
-      args: [...args],
-      options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
-      strict: true,
-      allowPositionals: false,
+export function registerDemo(program: Command): Command {
+  return program
+    .command('demo')
+    .description('run a scripted story through the engine on a simulated clock')
+    .option('--json', 'print the events as JSON lines instead of the story')
+    .addHelpText(
+      'after',
+      `
+Runs a scripted story through the engine on a simulated clock, using config/default.yaml
+(with the Orders waiting list cut to one seat, so that it fills up).`,
+    )
+    .action(async (options: { json?: boolean }) => {
+      process.exitCode = await runDemo({ json: options.json ?? false });
     });
-    if (values.help) {
-      process.stdout.write(USAGE);
-      return 0;
-    }
-    json = values.json ?? false;
-  } catch (error) {
-    process.stderr.write(`parley demo: ${(error as Error).message.split('\n')[0]}\n`);
-    return 2;
-  }
+}
+
+export async function runDemo({ json }: { json: boolean }): Promise<number> {
   const configured = loadConfig(DEFAULT_CONFIG_PATH, {});
   const missing = missingIds(configured);
   if (missing.length > 0) {

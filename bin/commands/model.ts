@@ -1,7 +1,7 @@
 // `parley model`: the actors' state machines as Markdown, one Mermaid diagram and two tables per
 // machine, generated from the machine definitions themselves so that docs/model.md cannot drift.
 import { readFileSync, writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import type { Command } from 'commander';
 import type { AnyStateMachine, AnyStateNode } from 'xstate';
 import { agentMachine } from '../../actors/agent.ts';
 import { createConversationMachine } from '../../actors/conversation.ts';
@@ -74,35 +74,26 @@ export function withGeneratedPart(doc: string, generated: string): string {
   return `${doc.slice(0, begin + BEGIN_MARKER.length)}\n${generated}${doc.slice(end)}`;
 }
 
-const USAGE = `Usage: parley model [--update FILE]
-
+export function registerModel(program: Command): Command {
+  return program
+    .command('model')
+    .description('print the state machines as Markdown with Mermaid diagrams')
+    .option(
+      '--update <file>',
+      `replace the part of <file> between ${BEGIN_MARKER} and ${END_MARKER} instead of printing (npm run docs:model does this for docs/model.md)`,
+    )
+    .addHelpText(
+      'after',
+      `
 Prints the state machines of actors/ as Markdown: one Mermaid diagram and two tables per machine,
-generated from the machine definitions.
-
-Options:
-  --update FILE  replace the part of FILE between ${BEGIN_MARKER} and ${END_MARKER}
-                 instead of printing (npm run docs:model does this for docs/model.md)
-  -h, --help     show this help
-`;
-
-export async function runModel(args: readonly string[]): Promise<number> {
-  let update: string | undefined;
-  try {
-    const { values } = parseArgs({
-      args: [...args],
-      options: { update: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-      strict: true,
-      allowPositionals: false,
+generated from the machine definitions.`,
+    )
+    .action(async (options: { update?: string }) => {
+      process.exitCode = await runModel(options);
     });
-    if (values.help) {
-      process.stdout.write(USAGE);
-      return 0;
-    }
-    update = values.update;
-  } catch (error) {
-    process.stderr.write(`parley model: ${(error as Error).message.split('\n')[0]}\n`);
-    return 2;
-  }
+}
+
+export async function runModel({ update }: { update?: string }): Promise<number> {
   if (update === undefined) {
     process.stdout.write(modelMarkdown());
     return 0;
