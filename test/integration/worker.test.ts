@@ -135,3 +135,65 @@ t.test(
     t.equal(it.of('c9').filter((e) => e.type === 'CommandRejected').length, 0);
   },
 );
+
+t.test(
+  'a reused conversation id is refused, and an early SnoozeExpired from outside does nothing',
+  async (t) => {
+    const server = await startNatsServer({ t });
+    const worker = await Worker.start({
+      url: server.url,
+      settings: runtimeSettings(),
+      log: testLog,
+      leaseMs: 1_000,
+    });
+    t.teardown(() => worker.stop());
+    const it = await Integrator.connect(server.url);
+    t.teardown(() => it.close());
+
+    await it.send({ type: 'StartConversation', conversation: 'r1', visitor: 'v1', rule: 'direct' });
+    await it.send({ type: 'Close', conversation: 'r1', by: { visitor: 'v1' } });
+    await it.waitFor(is('ConversationClosed', 'r1'));
+    // Closed conversations leave the worker's memory; the id is still taken, in any group.
+    await it.send({ type: 'StartConversation', conversation: 'r1', visitor: 'v2', rule: 'direct' });
+    await it.send(
+      { type: 'StartConversation', conversation: 'r1', visitor: 'v3', rule: 'direct' },
+      'orders',
+    );
+    await it.waitFor(is('CommandRejected', 'r1'));
+    await it.waitFor(
+      (e) =>
+        e.type === 'CommandRejected' &&
+        it.events.filter((x) => x.type === 'CommandRejected').length === 2,
+      10_000,
+      'both refused',
+    );
+    t.same(
+      it
+        .of('r1')
+        .filter((e) => e.type === 'CommandRejected')
+        .map((e) => (e as { code: string }).code),
+      ['conversation-exists', 'conversation-exists'],
+    );
+    t.equal(it.of('r1').filter((e) => e.type === 'ConversationStarted').length, 1);
+
+    await it.send({ type: 'SetAgentPresence', agent: 'alice', presence: 'online' });
+    await it.send({ type: 'StartConversation', conversation: 'r2', visitor: 'v2', rule: 'direct' });
+    await it.waitFor(is('ConversationAssigned', 'r2'));
+    await it.send({ type: 'Snooze', conversation: 'r2', agent: 'alice', durationMs: 60_000 });
+    const snoozed = (await it.waitFor(is('ConversationSnoozed', 'r2'))) as { until: number };
+    await it.send({ type: 'SnoozeExpired', conversation: 'r2', until: snoozed.until });
+    await it.send({
+      type: 'SendMessage',
+      conversation: 'r2',
+      author: { kind: 'system' },
+      message: { text: 'marker' },
+    });
+    await it.waitFor(
+      is('MessageAdded', 'r2', (e) => (e.message as { text: string }).text === 'marker'),
+    );
+    t.notOk(
+      it.of('r2').some((e) => e.type === 'ConversationWoken'),
+      'an expiry stamped before its deadline wakes nothing',
+    );
+  },
+);
