@@ -233,3 +233,104 @@ t.test('an agent’s slots hold when the agent’s groups are on different worke
     toBob.map((e) => (e as { conversation: string }).conversation).sort(),
   );
 });
+
+t.test('a worker that joins takes its share; SIGTERM hands its groups over at once', async (t) => {
+  const server = await startNatsServer({ t });
+  const settings = directSettings();
+  const [idA, idB] = splitIds(LEASES, 'tv', 'orders');
+  const leaseMs = 4_000; // long, so a handover by expiry would show
+  const a = await startWorkerProcess(server.url, settings, { id: idA, leaseMs, t });
+  t.same([...a.hosted].sort(), ['_agent', 'orders', 'tv'], 'alone, a hosts everything');
+  const it = await Integrator.connect(server.url);
+  t.teardown(() => it.close());
+  const leases = await new Kvm(it.nc).open(BUCKETS.leases);
+  const owner = async (g: string) => {
+    const e = await leases.get(g);
+    return e?.operation === 'PUT' ? e.json<{ worker: string }>().worker : undefined;
+  };
+  const until = async (check: () => Promise<boolean>, ms: number) => {
+    const end = Date.now() + ms;
+    while (Date.now() < end) {
+      if (await check()) return true;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return false;
+  };
+
+  const b = await startWorkerProcess(server.url, settings, { id: idB, leaseMs, t });
+  t.ok(
+    await until(async () => (await owner('orders')) === idB, leaseMs),
+    'b takes its share from a, handed over',
+  );
+  t.equal(await owner('tv'), idA, 'a keeps its own');
+
+  const stoppedAt = Date.now();
+  t.equal(await b.stop(), 0, 'b exits cleanly on SIGTERM');
+  t.ok(await until(async () => (await owner('orders')) === idA, leaseMs), 'a takes orders back');
+  t.ok(Date.now() - stoppedAt < leaseMs, 'released at once, not left to expire');
+  await it.send(
+    { type: 'StartConversation', conversation: 'h1', visitor: 'v1', rule: 'to-orders' },
+    'orders',
+  );
+  await it.waitFor(
+    (e) => e.type === 'ConversationQueued' && e.conversation === 'h1',
+    10_000,
+    'orders works on a',
+  );
+});
+
+t.test('a transfer to a group hosted by another worker', async (t) => {
+  const server = await startNatsServer({ t });
+  const settings = directSettings();
+  const [idA, idB] = splitIds(LEASES, 'tv', 'orders');
+  await startWorkerProcess(server.url, settings, { id: idA, t });
+  await startWorkerProcess(server.url, settings, { id: idB, t });
+  const it = await Integrator.connect(server.url);
+  t.teardown(() => it.close());
+  await it.send({ type: 'SetAgentPresence', agent: 'alice', presence: 'online' });
+  await it.send(
+    { type: 'StartConversation', conversation: 'tr1', visitor: 'v1', rule: 'direct' },
+    'tv',
+  );
+  await it.waitFor(
+    (e) => e.type === 'ConversationAssigned' && e.conversation === 'tr1',
+    10_000,
+    'alice has it',
+  );
+  await it.send(
+    { type: 'Transfer', conversation: 'tr1', agent: 'alice', to: { group: 'orders' } },
+    'tv',
+  );
+  await it.waitFor(
+    (e) => e.type === 'ConversationQueued' && e.conversation === 'tr1' && e.group === 'orders',
+    10_000,
+    'in orders’ waiting list',
+  );
+  await it.send({ type: 'SetAgentPresence', agent: 'carol', presence: 'online' }); // carol: orders only
+  const assigned = await it.waitFor(
+    (e) => e.type === 'ConversationAssigned' && e.conversation === 'tr1' && e.agent === 'carol',
+    10_000,
+    'carol, on the other worker, gets it',
+  );
+  t.match(assigned, { group: 'orders' });
+  // Later commands sent to the old group are forwarded.
+  await it.send(
+    {
+      type: 'SendMessage',
+      conversation: 'tr1',
+      author: { kind: 'agent', id: 'carol' },
+      message: { text: 'hello from orders' },
+    },
+    'tv',
+  );
+  await it.waitFor(
+    (e) =>
+      e.type === 'MessageAdded' &&
+      e.conversation === 'tr1' &&
+      e.message.text === 'hello from orders',
+    10_000,
+    'the message sent to the stale group',
+  );
+  const kv = await new Kvm(it.nc).open(BUCKETS.conversations);
+  t.equal((await kv.get('tr1'))?.json<{ group: string }>()?.group, 'orders');
+});
