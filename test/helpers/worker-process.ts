@@ -28,7 +28,7 @@ export async function startWorkerProcess(
       PARLEY_WORKER_ID: options.id,
       PARLEY_LEASE_MS: String(options.leaseMs ?? 1000),
     },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['pipe', 'pipe', 'inherit'],
   });
   const exited = new Promise<number | null>((resolve) =>
     child.once('exit', (code) => resolve(code)),
