@@ -131,6 +131,8 @@ export class Engine {
   /** Ids of the latest commands applied to each agent, newest last. */
   readonly #agentCommands = new Map<string, string[]>();
   #handovers: Handover[] = [];
+  /** Set when something happened that may let a waiting conversation go to an agent. */
+  #handOutPossible = true;
 
   constructor(settings: Settings, options: EngineOptions = {}) {
     this.settings = settings;
@@ -197,6 +199,7 @@ export class Engine {
    */
   agentChanged(agent: string, wentOffline: boolean, now: number): StepResult {
     const out: DomainEvent[] = [];
+    this.#handOutPossible = true;
     if (wentOffline) this.#returnConversationsOf(agent, now, out);
     this.#dispatch(now, out);
     return this.#result(out);
@@ -301,7 +304,7 @@ export class Engine {
       const target = this.#world.agent(cmd.to.agent);
       if (!target || !this.#agentSettings.has(cmd.to.agent)) return 'unknown-agent';
       if (cmd.to.agent === ctx.agent) return 'not-allowed-in-state';
-      if (hasFreeSlot(target) || target.context.conversations.includes(ctx.id)) {
+      if (hasFreeSlot(target) || holds(target, ctx.id)) {
         return { kind: 'assign', agent: cmd.to.agent };
       }
       if (ctx.group === null) return 'not-allowed-in-state';
@@ -366,6 +369,7 @@ export class Engine {
     );
     if (after.value === agent.value) return;
     this.#world.putAgent(cmd.agent, after);
+    this.#handOutPossible = true;
     if (cmd.presence === 'offline') {
       this.#returnConversationsOf(cmd.agent, now, out);
     }
@@ -391,6 +395,9 @@ export class Engine {
    * the oldest head that some agent can take, so an agent of several groups serves the longest wait.
    */
   #dispatch(now: number, out: DomainEvent[]): void {
+    // Only a new waiting entry, a freed slot or an agent's change can make a hand-out possible.
+    if (!this.#handOutPossible) return;
+    this.#handOutPossible = false;
     for (;;) {
       let best: { entry: WaitingEntry; agent: string } | undefined;
       for (const [groupId, group] of this.#groups) {
@@ -426,7 +433,7 @@ export class Engine {
     for (const settings of this.settings.agents) {
       // A step applied again after a partial commit finds the slot it took: keep that agent.
       const holder = this.#world.agent(settings.id);
-      if (holder?.context.conversations.includes(entry.conversation)) return settings.id;
+      if (holder && holds(holder, entry.conversation)) return settings.id;
     }
     for (const settings of this.settings.agents) {
       if (!settings.groups.includes(groupId)) continue;
@@ -474,7 +481,9 @@ export class Engine {
     const seatAfter = after.kind === 'waiting' || after.kind === 'snoozed' ? after.group : null;
     if (before.kind === 'assigned') {
       this.#sendToAgent(before.agent, { type: 'release', conversation: id }, out);
+      this.#handOutPossible = true;
     }
+    if (after.kind === 'waiting') this.#handOutPossible = true;
     if (seatBefore !== null && this.#groups.has(seatBefore)) {
       this.#sendToGroup(seatBefore, { type: 'leave', conversation: id });
     }
@@ -744,6 +753,18 @@ export function recordToJSON(rec: ConversationRecord) {
     recentCommands: [...rec.recentCommands] as readonly string[],
     recentMessages: [...rec.recentMessages] as readonly string[],
   };
+}
+
+const held = new WeakMap<AgentSnapshot['context'], Set<string>>();
+
+/** Whether the agent holds the conversation; a set per (immutable) context keeps it O(1). */
+function holds(a: AgentSnapshot, conversation: string): boolean {
+  let set = held.get(a.context);
+  if (!set) {
+    set = new Set(a.context.conversations);
+    held.set(a.context, set);
+  }
+  return set.has(conversation);
 }
 
 function hasFreeSlot(a: AgentSnapshot): boolean {
