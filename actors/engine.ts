@@ -133,6 +133,14 @@ export class Engine {
   #handovers: Handover[] = [];
   /** Set when something happened that may let a waiting conversation go to an agent. */
   #handOutPossible = true;
+  #savepoint:
+    | {
+        conversations: Map<string, ConversationRecord | undefined>;
+        groups: Map<string, GroupSnapshot>;
+        agentCommands: Map<string, string[]>;
+        handOutPossible: boolean;
+      }
+    | undefined;
 
   constructor(settings: Settings, options: EngineOptions = {}) {
     this.settings = settings;
@@ -186,6 +194,7 @@ export class Engine {
     const out: DomainEvent[] = [];
     if (!this.#conversations.has(handover.conversation)) {
       const record = this.#recordFromJSON(handover.record);
+      this.#touch(handover.conversation);
       this.#conversations.set(handover.conversation, record);
       this.#syncSeat({ kind: 'none' }, seatOf(record.snapshot), handover.conversation, now, out);
       this.#dispatch(now, out);
@@ -234,6 +243,7 @@ export class Engine {
       at: now,
       ...(message ? { message } : {}),
     });
+    this.#touch(cmd.conversation);
     this.#conversations.set(cmd.conversation, {
       snapshot,
       recentCommands: [cmd.id],
@@ -252,6 +262,7 @@ export class Engine {
     if (!rec) return void out.push(this.#rejection(cmd, now, 'unknown-conversation'));
     if (rec.recentCommands.includes(cmd.id)) return;
     const event = this.#withFacts(cmd, rec, now);
+    this.#touch(cmd.conversation);
     remember(rec.recentCommands, cmd.id, this.#remember);
     if (event === 'duplicate-message') return;
     if (typeof event === 'string') return void out.push(this.#rejection(cmd, now, event));
@@ -358,7 +369,7 @@ export class Engine {
   ): void {
     const agent = this.#world.agent(cmd.agent);
     if (!agent) return void out.push(this.#rejection(cmd, now, 'unknown-agent'));
-    const recent = this.#agentCommands.get(cmd.agent) ?? [];
+    const recent = [...(this.#agentCommands.get(cmd.agent) ?? [])];
     if (recent.includes(cmd.id)) return;
     remember(recent, cmd.id, this.#remember);
     this.#agentCommands.set(cmd.agent, recent);
@@ -448,6 +459,7 @@ export class Engine {
   // One machine step, and keeping groups and agents in line with the conversation
 
   #step(id: string, event: ConversationMachineEvent, out: DomainEvent[]): void {
+    this.#touch(id);
     const rec = this.#conversations.get(id)!;
     const before = rec.snapshot;
     const [after, actions] = transition(this.#machine, before, event);
@@ -702,7 +714,58 @@ export class Engine {
 
   /** Forgets a conversation (closed, or idle and stored) so memory holds only live ones. */
   evict(id: string): void {
+    this.#touch(id);
     this.#conversations.delete(id);
+  }
+
+  /**
+   * Marks the state to come back to: a host that must apply a batch again (another worker changed
+   * an agent or seats it used) calls `rollback()` and applies it again on the same state.
+   */
+  begin(): void {
+    this.#savepoint = {
+      conversations: new Map(),
+      groups: new Map(this.#groups),
+      agentCommands: new Map(this.#agentCommands),
+      handOutPossible: this.#handOutPossible,
+    };
+  }
+
+  /** Forgets the savepoint: what was applied since stays. */
+  commit(): void {
+    this.#savepoint = undefined;
+  }
+
+  /** Puts back the state marked by `begin()`. */
+  rollback(): void {
+    const sp = this.#savepoint;
+    if (!sp) throw new EngineInvariantError('rollback() without begin()');
+    for (const [id, rec] of sp.conversations) {
+      if (rec) this.#conversations.set(id, rec);
+      else this.#conversations.delete(id);
+    }
+    this.#groups.clear();
+    for (const [id, g] of sp.groups) this.#groups.set(id, g);
+    this.#agentCommands.clear();
+    for (const [id, c] of sp.agentCommands) this.#agentCommands.set(id, c);
+    this.#handOutPossible = sp.handOutPossible;
+    this.#handovers = [];
+    this.#savepoint = undefined;
+  }
+
+  /** Before a conversation's record changes: keep what it was, once per savepoint. */
+  #touch(id: string): void {
+    const sp = this.#savepoint;
+    if (!sp || sp.conversations.has(id)) return;
+    const rec = this.#conversations.get(id);
+    sp.conversations.set(
+      id,
+      rec && {
+        snapshot: rec.snapshot,
+        recentCommands: [...rec.recentCommands],
+        recentMessages: [...rec.recentMessages],
+      },
+    );
   }
 
   /** True when this engine hosts the routing group. */

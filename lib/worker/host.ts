@@ -48,7 +48,8 @@ export interface GroupRecord {
 /** What is stored for each conversation: the group hosting it, and its record. */
 export interface StoredConversation {
   readonly group: string;
-  readonly record: ConversationJSON;
+  /** Null while the conversation is claimed by its group and not yet checkpointed. */
+  readonly record: ConversationJSON | null;
 }
 
 export interface HostDeps {
@@ -68,6 +69,8 @@ export interface HostDeps {
   readonly batch?: number;
   /** Serialises work with the other hosts of the worker, which share the world. */
   readonly lock: Lock;
+  /** How often changed conversations are stored (default 1 s); between, the command log is the record. */
+  readonly checkpointMs?: number;
 }
 
 const ADMIT = 'Parley-Admit';
@@ -117,12 +120,21 @@ export class GroupHost {
   #pokes = 0;
   /** How many times each deadline's expiry was sent. */
   readonly #fired = new Map<string, number>();
+  /** The last command stream sequence applied (the group record holds the last checkpointed). */
+  #appliedSeq = 0;
+  #admits = 0;
+  /** Conversations changed since the last checkpoint. */
+  readonly #dirty = new Set<string>();
+  #lastCheckpoint = Date.now();
+  #checkpointTimer: NodeJS.Timeout | undefined;
+  readonly #checkpointMs: number;
 
   private constructor(deps: HostDeps, group: string) {
     this.#deps = deps;
     this.group = group;
     this.#log = deps.log.child({ group });
     this.#engine = this.#newEngine();
+    this.#checkpointMs = deps.checkpointMs ?? 1_000;
   }
 
   /** Takes the group over: loads its state, fences the previous owner, and starts consuming. */
@@ -145,19 +157,23 @@ export class GroupHost {
     return this.#serial(async () => {
       const at = Date.now();
       const id = `poke:${this.group}:${++this.#pokes}:${at}`;
-      await this.#withRetries(() => {
+      await this.#unit(async () => {
         const outcome: Outcome = { events: [], handovers: [], forwards: [], touched: new Set() };
         this.#merge(this.#engine.agentChanged(agent, wentOffline, at), id, outcome);
         return outcome;
       });
+      await this.#checkpointSoon();
       this.#armTimer();
     });
   }
 
+  /** Stops consuming, stores what was applied (so the next owner replays nothing), and lets go. */
   async stop(): Promise<void> {
-    this.#stopped = true;
     clearTimeout(this.#timer);
+    clearTimeout(this.#checkpointTimer);
     await this.#messages?.close().catch(() => undefined);
+    if (!this.#stopped) await this.#serial(() => this.#checkpoint()).catch(() => undefined);
+    this.#stopped = true;
     await this.#queue.catch(() => undefined);
     this.#log.info('group released');
   }
@@ -181,7 +197,7 @@ export class GroupHost {
       const c = await conversations.get(id);
       if (c?.operation !== 'PUT') continue;
       const stored = parse<StoredConversation>(c.value);
-      if (stored.group !== this.group) continue;
+      if (stored.group !== this.group || stored.record === null) continue;
       records.push(stored.record);
       this.#revisions.set(id, c.revision);
     }
@@ -189,6 +205,8 @@ export class GroupHost {
     this.#engine = engine;
     this.#open = new Set(records.map((r) => r.context.id));
     this.#record = record;
+    this.#appliedSeq = record?.lastSeq ?? 0;
+    this.#dirty.clear();
     if (takeover) {
       const claimed: GroupRecord = {
         context: engine.group(this.group)!,
@@ -246,20 +264,20 @@ export class GroupHost {
   }
 
   async #applyBatch(msgs: JsMsg[]): Promise<void> {
-    const lastSeq = this.#record?.lastSeq ?? 0;
+    const applied = this.#appliedSeq;
     const items: Item[] = [];
     for (const msg of msgs) {
-      if (msg.seq <= lastSeq) continue; // applied before a crash: already stored
+      if (msg.seq <= applied) continue; // applied already (redelivered)
       const item = this.#decode(msg);
       if (item) items.push(item);
     }
     const last = msgs[msgs.length - 1]!;
-    if (items.length > 0) {
-      await this.#withRetries(async () => this.#applyItems(items), Math.max(last.seq, lastSeq));
-    } else if (last.seq > lastSeq) {
-      await this.#writeGroup(this.#groupRecord(last.seq));
-    }
+    if (items.length > 0) await this.#unit(() => this.#applyItems(items));
+    this.#appliedSeq = Math.max(applied, last.seq);
+    // The stream keeps every command: one applied but not yet in a checkpoint is applied again
+    // from the checkpoint by whoever takes the group over, so the ack need not wait for it.
     last.ack();
+    await this.#checkpointSoon();
     this.#armTimer();
   }
 
@@ -305,7 +323,11 @@ export class GroupHost {
       if (cmd.type !== 'SetAgentPresence' && !this.#engine.conversation(cmd.conversation)) {
         // Not in memory: handed over (maybe in this very batch), evicted after close, or new.
         const moved = outcome.handovers.find((h) => h.conversation === cmd.conversation);
-        const where = moved ? moved.group : await this.#whereIs(cmd.conversation);
+        const where = moved
+          ? moved.group
+          : cmd.type === 'StartConversation'
+            ? await this.#claim(cmd.conversation)
+            : await this.#whereIs(cmd.conversation);
         if (where && where !== this.group) {
           outcome.forwards.push({
             subject: commandSubject(where, cmd.conversation),
@@ -321,6 +343,27 @@ export class GroupHost {
     return outcome;
   }
 
+  /**
+   * Claims a new conversation id for this group in KV before it is started, so that an id is
+   * taken once for good, whichever group sees it first. Returns the group that holds it.
+   */
+  async #claim(conversation: string): Promise<string> {
+    const kv = this.#deps.conversations;
+    try {
+      const rev = await kv.create(conversation, json({ group: this.group, record: null }));
+      this.#revisions.set(conversation, rev);
+      return this.group;
+    } catch {
+      const entry = await kv.get(conversation);
+      if (entry?.operation !== 'PUT') throw new Error(`cannot claim conversation ${conversation}`);
+      const stored = parse<StoredConversation>(entry.value);
+      if (stored.group === this.group && stored.record === null) {
+        this.#revisions.set(conversation, entry.revision); // our own claim, before a crash
+      }
+      return stored.group;
+    }
+  }
+
   async #whereIs(conversation: string): Promise<string | undefined> {
     const entry = await this.#deps.conversations.get(conversation);
     return entry?.operation === 'PUT' ? parse<StoredConversation>(entry.value).group : undefined;
@@ -332,7 +375,7 @@ export class GroupHost {
     const entry = await this.#deps.conversations.get(conversation);
     if (entry?.operation !== 'PUT') return;
     const stored = parse<StoredConversation>(entry.value);
-    if (stored.group !== this.group) return;
+    if (stored.group !== this.group || stored.record === null) return;
     this.#revisions.set(conversation, entry.revision);
     const result = this.#engine.admit(
       { group: this.group, conversation, record: stored.record },
@@ -351,11 +394,14 @@ export class GroupHost {
   }
 
   /**
-   * Runs a unit of work, commits the shared world (retrying from the stored state when another
-   * worker changed the same agent or seats), stores, publishes, in that order.
+   * Applies a unit of work, commits the shared world (on a conflict with another worker, the
+   * engine and the world go back to before the work, which is applied again), publishes its
+   * events, and stores at once the conversations it handed to other groups. Everything else
+   * waits for the next checkpoint.
    */
-  async #withRetries(work: () => Promise<Outcome> | Outcome, lastSeq?: number): Promise<void> {
+  async #unit(work: () => Promise<Outcome>): Promise<void> {
     for (let attempt = 1; ; attempt++) {
+      this.#engine.begin();
       const outcome = await work();
       try {
         await this.#deps.world.commit();
@@ -363,58 +409,88 @@ export class GroupHost {
         if (!(error instanceof WorldConflictError) || attempt >= 8) throw error;
         this.#log.debug(
           { attempt, reason: error.message },
-          'world changed under the batch; applying it again',
+          'world changed under the work; applying it again',
         );
+        this.#engine.rollback();
         await this.#deps.world.rollback();
-        await this.#hydrate(false);
         continue;
       }
-      const nothing =
-        outcome.touched.size === 0 && outcome.events.length === 0 && outcome.forwards.length === 0;
-      if (nothing && lastSeq === undefined) return;
-      // Events before the state that makes them final: a crash in between applies the batch
-      // again, and its events, published again under the same ids, are de-duplicated.
+      this.#engine.commit();
+      if (!this.#deps.holds(this.group)) throw new Error(`lease on ${this.group} lost`);
       await this.#publishEvents(outcome);
-      await this.#store(outcome, lastSeq);
+      for (const id of outcome.touched) this.#dirty.add(id);
+      await this.#storeHandovers(outcome.handovers);
       return;
     }
   }
 
-  async #store(outcome: Outcome, lastSeq: number | undefined): Promise<void> {
-    if (!this.#deps.holds(this.group))
-      throw new Error(`lease on ${this.group} lost before storing`);
-    const writes: Promise<void>[] = [];
-    const handedOver = new Map(outcome.handovers.map((h) => [h.conversation, h]));
-    for (const id of outcome.touched) {
-      const handover = handedOver.get(id);
-      const record = handover?.record ?? this.#engine.record(id);
-      if (!record) continue;
-      const stored: StoredConversation = { group: handover?.group ?? this.group, record };
-      writes.push(this.#writeConversation(id, stored));
-      const closed = this.#engine.conversation(id)?.state === 'closed';
-      if (handover || closed) this.#open.delete(id);
-      else this.#open.add(id);
-    }
-    await Promise.all(writes);
-    for (const id of outcome.touched) {
-      if (this.#engine.conversation(id)?.state === 'closed') this.#engine.evict(id);
-    }
-    // Stored under their new group: now that group may take them in. (If this worker dies
-    // first, the command, applied again here, is forwarded there, which loads it from KV.)
-    const seq = lastSeq ?? this.#record?.lastSeq ?? 0;
+  /** A conversation that left for another group is stored under it now, then that group is told. */
+  async #storeHandovers(handovers: readonly Handover[]): Promise<void> {
+    if (handovers.length === 0) return;
     await Promise.all(
-      outcome.handovers.map((h) => {
+      handovers.map(async (h) => {
+        await this.#writeConversation(h.conversation, { group: h.group, record: h.record });
+        this.#dirty.delete(h.conversation);
+        this.#open.delete(h.conversation);
+      }),
+    );
+    // (If this worker dies before telling, the command, applied again here from the checkpoint,
+    // finds the conversation stored elsewhere and is forwarded there, which loads it from KV.)
+    await Promise.all(
+      handovers.map((h) => {
         const hdrs = headers();
         hdrs.set(ADMIT, h.conversation);
-        const msgID = `admit:${h.conversation}:${this.group}:${seq}`;
-        const empty = new Uint8Array();
-        return this.#deps.js.publish(commandSubject(h.group, h.conversation), empty, {
+        const msgID = `admit:${h.conversation}:${this.group}:${this.#appliedSeq}:${++this.#admits}`;
+        return this.#deps.js.publish(commandSubject(h.group, h.conversation), new Uint8Array(), {
           msgID,
           headers: hdrs,
         });
       }),
     );
-    await this.#writeGroup(this.#groupRecord(seq));
+  }
+
+  /** Checkpoints now if the last one is old enough, else makes sure one comes soon. */
+  async #checkpointSoon(): Promise<void> {
+    if (this.#dirty.size === 0) return;
+    const due =
+      Date.now() - this.#lastCheckpoint >= this.#checkpointMs || this.#dirty.size >= 5_000;
+    if (due) return this.#checkpoint();
+    if (this.#checkpointTimer) return;
+    this.#checkpointTimer = setTimeout(() => {
+      this.#checkpointTimer = undefined;
+      void this.#serial(() => this.#checkpoint());
+    }, this.#checkpointMs);
+  }
+
+  /**
+   * Stores every conversation changed since the last checkpoint, then the group with the last
+   * applied stream sequence: the point a new owner resumes from.
+   */
+  async #checkpoint(): Promise<void> {
+    clearTimeout(this.#checkpointTimer);
+    this.#checkpointTimer = undefined;
+    this.#lastCheckpoint = Date.now();
+    if (!this.#deps.holds(this.group))
+      throw new Error(`lease on ${this.group} lost before storing`);
+    const ids = [...this.#dirty];
+    this.#dirty.clear();
+    const closed: string[] = [];
+    await Promise.all(
+      ids.map(async (id) => {
+        const record = this.#engine.record(id);
+        if (!record) return;
+        await this.#writeConversation(id, { group: this.group, record });
+        if (this.#engine.conversation(id)?.state === 'closed') closed.push(id);
+        else this.#open.add(id);
+      }),
+    );
+    for (const id of closed) {
+      this.#open.delete(id);
+      this.#engine.evict(id); // stored: a later command (a survey) loads it again
+    }
+    if (ids.length > 0 || this.#appliedSeq > (this.#record?.lastSeq ?? 0)) {
+      await this.#writeGroup(this.#groupRecord(this.#appliedSeq));
+    }
   }
 
   async #writeConversation(id: string, stored: StoredConversation): Promise<void> {

@@ -90,6 +90,18 @@ export class Integrator {
 
   /** Every event stored in the events stream under `filter`, each once (the stream de-duplicates). */
   async stored(filter = 'parley.evt.>'): Promise<DomainEvent[]> {
+    // A cluster that just lost a server may time a first read out while it elects leaders.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#stored(filter);
+      } catch (error) {
+        if (attempt >= 20) throw error;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  }
+
+  async #stored(filter: string): Promise<DomainEvent[]> {
     const consumer = await this.js.consumers.get(STREAMS.events, { filter_subjects: filter });
     const out: DomainEvent[] = [];
     for (;;) {

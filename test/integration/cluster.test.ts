@@ -16,8 +16,8 @@ async function sendSurely(
     try {
       return await it.send({ ...command, id });
     } catch (error) {
-      if (attempt >= 20) throw error;
-      await new Promise((r) => setTimeout(r, 250));
+      if (attempt >= 60) throw error;
+      await new Promise((r) => setTimeout(r, 500));
     }
   }
 }
@@ -25,6 +25,7 @@ async function sendSurely(
 t.test(
   'a three-server cluster keeps accepting and applying commands when one server dies',
   async (t) => {
+    t.setTimeout(180_000);
     const cluster = await startNatsCluster(3, { t });
     const worker = await Worker.start({
       url: cluster.urls,
@@ -60,7 +61,7 @@ t.test(
     }
     await it.waitFor(
       (e) => e.type === 'MessageAdded' && e.message.id === 'q1-m39',
-      30_000,
+      60_000,
       'the last message',
     );
     const thread = (await it.stored('parley.evt.*.q1.MessageAdded')).flatMap((e) =>

@@ -87,12 +87,16 @@ t.test(
     const stored = await new Kvm(it.nc).open(BUCKETS.conversations);
     for (const c of conversations) {
       const thread = messagesOf(events, c.id);
-      const saved = (await stored.get(c.id))?.json<{ record: { context: { nextSeq: number } } }>();
-      t.equal(
-        saved?.record.context.nextSeq,
-        thread.length + 1,
-        `${c.id}: stored state counts each message once`,
-      );
+      // Conversations are stored at checkpoints (about every second): wait for this one's.
+      let nextSeq: number | undefined;
+      for (let i = 0; i < 50 && nextSeq !== thread.length + 1; i++) {
+        const saved = await stored.get(c.id);
+        nextSeq = saved?.json<{ record: { context: { nextSeq: number } } | null }>().record?.context
+          .nextSeq;
+        if (nextSeq !== undefined && nextSeq > thread.length + 1) break; // applied twice: fail now
+        if (nextSeq !== thread.length + 1) await new Promise((r) => setTimeout(r, 100));
+      }
+      t.equal(nextSeq, thread.length + 1, `${c.id}: stored state counts each message once`);
       t.same(
         thread.map((m) => m.seq),
         thread.map((_, i) => i + 1),
