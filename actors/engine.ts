@@ -1,7 +1,7 @@
 // The engine: applies commands to the conversation, routing-group and agent actors as one
 // deterministic step, tells each machine the facts it needs (free seats, free slots), hands waiting
 // conversations to agents, and returns the events that happened. Pure: time comes with the call.
-import { initialTransition, type SnapshotFrom, transition } from 'xstate';
+import { initialTransition, type SnapshotFrom } from 'xstate';
 import { type AgentMachineEvent, agentMachine } from './agent.ts';
 import {
   type ConversationContext,
@@ -33,7 +33,11 @@ import {
   type WaitingEntry,
 } from './routing-group.ts';
 import type { AgentSettings, RoutingGroupSettings, RoutingRule, Settings } from './settings.ts';
+import { type Stepper, stepper } from './step.ts';
 import { type AgentSnapshot, MemoryWorld, type World } from './world.ts';
+
+const stepGroup = stepper(routingGroupMachine);
+const stepAgent = stepper(agentMachine);
 
 type ConversationSnapshot = SnapshotFrom<ConversationMachine>;
 type GroupSnapshot = SnapshotFrom<typeof routingGroupMachine>;
@@ -120,6 +124,7 @@ function pathOf(value: unknown): string {
 export class Engine {
   readonly settings: Settings;
   readonly #machine: ConversationMachine;
+  readonly #stepConversation: Stepper<ConversationMachine>;
   readonly #remember: number;
   readonly #rules: Map<string, RoutingRule>;
   readonly #groupSettings: Map<string, RoutingGroupSettings>;
@@ -145,6 +150,7 @@ export class Engine {
   constructor(settings: Settings, options: EngineOptions = {}) {
     this.settings = settings;
     this.#machine = createConversationMachine(settings);
+    this.#stepConversation = stepper(this.#machine);
     this.#remember = options.remember ?? 16;
     this.#world = options.world ?? new MemoryWorld();
     this.#rules = new Map(settings.rules.map((r) => [r.id, r]));
@@ -462,7 +468,7 @@ export class Engine {
     this.#touch(id);
     const rec = this.#conversations.get(id)!;
     const before = rec.snapshot;
-    const [after, actions] = transition(this.#machine, before, event);
+    const [after, actions] = this.#stepConversation(before, event);
     rec.snapshot = after;
     collect(actions, out);
     this.#syncSeat(seatOf(before), seatOf(after), id, event.at, out);
@@ -566,7 +572,7 @@ export class Engine {
   #sendToGroup(id: string, event: RoutingGroupEvent): void {
     const before = this.#groups.get(id);
     if (!before) throw new EngineInvariantError(`unknown routing group ${id}`);
-    this.#groups.set(id, transition(routingGroupMachine, before, event)[0]);
+    this.#groups.set(id, stepGroup(before, event)[0]);
   }
 
   #sendToAgent(id: string, event: AgentMachineEvent, out: DomainEvent[]): void {
@@ -583,7 +589,7 @@ export class Engine {
     event: AgentMachineEvent,
     out: DomainEvent[],
   ): AgentSnapshot {
-    const [after, actions] = transition(agentMachine, agent, event);
+    const [after, actions] = stepAgent(agent, event);
     collect(actions, out);
     return after;
   }
