@@ -14,6 +14,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { Command } from '../actors/events.ts';
 import { ID_PATTERN } from './config.ts';
 import { ParleyError } from './errors.ts';
+import { formatPath, pointerToPath } from './json-path.ts';
 
 // ─── Limits ──────────────────────────────────────────────────────────────────────────────────
 
@@ -676,8 +677,6 @@ function commandValidator(): ValidateFunction {
 
 // ─── ajv's errors, in words an integrator can act on ─────────────────────────────────────────
 
-type Segment = string | number;
-
 function problemsOf(errors: readonly ErrorObject[]): Problem[] {
   const problems: Problem[] = [];
   for (const p of translate(errors)) {
@@ -859,24 +858,4 @@ function describe(data: unknown): string {
 function show(value: unknown): string {
   const text = JSON.stringify(value) ?? String(value);
   return text.length > 60 ? `${text.slice(0, 57)}…` : text;
-}
-
-function pointerToPath(pointer: string): Segment[] {
-  if (pointer === '') return [];
-  return pointer
-    .slice(1)
-    .split('/')
-    .map((token) => token.replace(/~1/g, '/').replace(/~0/g, '~'))
-    .map((token) => (/^(0|[1-9]\d*)$/.test(token) ? Number(token) : token));
-}
-
-/** `message.attachments[0].ref`; keys that are not plain names are quoted: `to["a.b"]`. */
-function formatPath(path: readonly Segment[]): string {
-  let text = '';
-  for (const segment of path) {
-    if (typeof segment === 'number') text += `[${segment}]`;
-    else if (/^[A-Za-z_$][\w$]*$/.test(segment)) text += text === '' ? segment : `.${segment}`;
-    else text += `[${JSON.stringify(segment)}]`;
-  }
-  return text;
 }

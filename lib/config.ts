@@ -30,6 +30,7 @@ import {
   parseDuration,
 } from './duration.ts';
 import { ParleyError } from './errors.ts';
+import { formatPath, pointerToPath, type Segment } from './json-path.ts';
 
 // ─── The file's schema ───────────────────────────────────────────────────────────────────────
 
@@ -472,7 +473,6 @@ export function validateConfig(value: unknown, source: string): Settings {
 
 // ─── Validation ──────────────────────────────────────────────────────────────────────────────
 
-type Segment = string | number;
 type Path = readonly Segment[];
 type Locator = (path: Path) => { line: number; column: number } | undefined;
 
@@ -949,26 +949,6 @@ function listOf(what: string, ids: Iterable<string>): string {
 }
 
 // ─── Paths ───────────────────────────────────────────────────────────────────────────────────
-
-function pointerToPath(pointer: string): Segment[] {
-  if (pointer === '') return [];
-  return pointer
-    .slice(1)
-    .split('/')
-    .map((token) => token.replace(/~1/g, '/').replace(/~0/g, '~'))
-    .map((token) => (/^(0|[1-9]\d*)$/.test(token) ? Number(token) : token));
-}
-
-/** `groups[1].snooze.default`; keys that are not plain names are quoted: `attributes["a.b"]`. */
-function formatPath(path: Path): string {
-  let text = '';
-  for (const segment of path) {
-    if (typeof segment === 'number') text += `[${segment}]`;
-    else if (/^[A-Za-z_$][\w$]*$/.test(segment)) text += text === '' ? segment : `.${segment}`;
-    else text += `[${JSON.stringify(segment)}]`;
-  }
-  return text;
-}
 
 /** The offset in the text of the field at `path`: its key when it has one, else its value. */
 function locate(doc: Document, path: Path): number | undefined {
