@@ -1,8 +1,9 @@
 // Workers dying and competing: SIGKILL while commands stream in, a snooze outliving the worker
 // that set it, caps and slots held by workers that share groups and agents.
 import { Kvm } from '@nats-io/kv';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import type { DomainEvent } from '../../actors/events.ts';
+import type { Settings } from '../../actors/settings.ts';
 import { BUCKETS } from '../../lib/nats/streams.ts';
 import { startNatsServer } from '../helpers/nats-server.ts';
 import { Integrator, runtimeSettings } from '../helpers/runtime.ts';
@@ -10,6 +11,33 @@ import { group, rule } from '../helpers/settings.ts';
 import { splitIds, startWorkerProcess } from '../helpers/worker-process.ts';
 
 const LEASES = ['tv', 'orders', '_agent'];
+
+/** Two worker processes, tv on one and orders on the other, and an integrator connected. */
+async function twoWorkers(t: Test, url: string, settings: Settings): Promise<Integrator> {
+  const [idA, idB] = splitIds(LEASES, 'tv', 'orders');
+  await startWorkerProcess(url, settings, { id: idA, t });
+  await startWorkerProcess(url, settings, { id: idB, t });
+  const it = await Integrator.connect(url);
+  t.teardown(() => it.close());
+  return it;
+}
+
+/** Starts `n` conversations `<prefix>0…`, the odd ones in tv, the even ones in orders. */
+function startAlternating(it: Integrator, prefix: string, n: number) {
+  return Promise.all(
+    Array.from({ length: n }, (_, i) =>
+      it.send(
+        {
+          type: 'StartConversation',
+          conversation: `${prefix}${i}`,
+          visitor: `v${i}`,
+          rule: i % 2 ? 'direct' : 'to-orders',
+        },
+        i % 2 ? 'tv' : 'orders',
+      ),
+    ),
+  );
+}
 const visitor = (id: string) => ({ kind: 'visitor', id }) as const;
 const messagesOf = (events: DomainEvent[], conversation: string) =>
   events.flatMap((e) =>
@@ -151,25 +179,9 @@ t.test('the cap holds with two workers and concurrent escalations into one group
       group('orders', { cap: 4 }),
     ],
   };
-  const [idA, idB] = splitIds(LEASES, 'tv', 'orders');
-  await startWorkerProcess(server.url, settings, { id: idA, t });
-  await startWorkerProcess(server.url, settings, { id: idB, t });
-  const it = await Integrator.connect(server.url);
-  t.teardown(() => it.close());
+  const it = await twoWorkers(t, server.url, settings);
   const N = 30;
-  await Promise.all(
-    Array.from({ length: N }, (_, i) =>
-      it.send(
-        {
-          type: 'StartConversation',
-          conversation: `x${i}`,
-          visitor: `v${i}`,
-          rule: i % 2 ? 'direct' : 'to-orders',
-        },
-        i % 2 ? 'tv' : 'orders',
-      ),
-    ),
-  );
+  await startAlternating(it, 'x', N);
   for (let i = 0; i < N; i++) {
     await it.waitFor(
       (e) =>
@@ -198,25 +210,9 @@ t.test('the cap holds with two workers and concurrent escalations into one group
 t.test('an agent’s slots hold when the agent’s groups are on different workers', async (t) => {
   const server = await startNatsServer({ t });
   const settings = directSettings(); // bob serves tv and orders with 2 slots
-  const [idA, idB] = splitIds(LEASES, 'tv', 'orders');
-  await startWorkerProcess(server.url, settings, { id: idA, t });
-  await startWorkerProcess(server.url, settings, { id: idB, t });
-  const it = await Integrator.connect(server.url);
-  t.teardown(() => it.close());
+  const it = await twoWorkers(t, server.url, settings);
   const N = 20;
-  await Promise.all(
-    Array.from({ length: N }, (_, i) =>
-      it.send(
-        {
-          type: 'StartConversation',
-          conversation: `y${i}`,
-          visitor: `v${i}`,
-          rule: i % 2 ? 'direct' : 'to-orders',
-        },
-        i % 2 ? 'tv' : 'orders',
-      ),
-    ),
-  );
+  await startAlternating(it, 'y', N);
   for (let i = 0; i < N; i++) {
     await it.waitFor(
       (e) => e.type === 'ConversationQueued' && e.conversation === `y${i}`,
@@ -286,11 +282,7 @@ t.test('a worker that joins takes its share; SIGTERM hands its groups over at on
 t.test('a transfer to a group hosted by another worker', async (t) => {
   const server = await startNatsServer({ t });
   const settings = directSettings();
-  const [idA, idB] = splitIds(LEASES, 'tv', 'orders');
-  await startWorkerProcess(server.url, settings, { id: idA, t });
-  await startWorkerProcess(server.url, settings, { id: idB, t });
-  const it = await Integrator.connect(server.url);
-  t.teardown(() => it.close());
+  const it = await twoWorkers(t, server.url, settings);
   await it.send({ type: 'SetAgentPresence', agent: 'alice', presence: 'online' });
   await it.send(
     { type: 'StartConversation', conversation: 'tr1', visitor: 'v1', rule: 'direct' },
