@@ -71,6 +71,8 @@ export interface HostDeps {
   readonly lock: Lock;
   /** How often changed conversations are stored (default 1 s); between, the command log is the record. */
   readonly checkpointMs?: number;
+  /** How long a stored conversation with nothing to do stays in memory (default 60 s). */
+  readonly idleMs?: number;
 }
 
 const ADMIT = 'Parley-Admit';
@@ -128,6 +130,9 @@ export class GroupHost {
   #lastCheckpoint = Date.now();
   #checkpointTimer: NodeJS.Timeout | undefined;
   readonly #checkpointMs: number;
+  /** When each conversation in memory last changed. */
+  readonly #lastActive = new Map<string, number>();
+  readonly #idleMs: number;
 
   private constructor(deps: HostDeps, group: string) {
     this.#deps = deps;
@@ -135,6 +140,7 @@ export class GroupHost {
     this.#log = deps.log.child({ group });
     this.#engine = this.#newEngine();
     this.#checkpointMs = deps.checkpointMs ?? 1_000;
+    this.#idleMs = deps.idleMs ?? 60_000;
   }
 
   /** Takes the group over: loads its state, fences the previous owner, and starts consuming. */
@@ -159,6 +165,14 @@ export class GroupHost {
       const id = `poke:${this.group}:${++this.#pokes}:${at}`;
       await this.#unit(async () => {
         const outcome: Outcome = { events: [], handovers: [], forwards: [], touched: new Set() };
+        if (wentOffline) {
+          // Conversations of theirs that went idle were let out of memory: a 'return' policy
+          // needs them back first.
+          for (const c of this.#deps.world.agent(agent)?.context.conversations ?? []) {
+            if (this.#open.has(c) && !this.#engine.conversation(c))
+              await this.#admitFromStore(c, at, outcome);
+          }
+        }
         this.#merge(this.#engine.agentChanged(agent, wentOffline, at), id, outcome);
         return outcome;
       });
@@ -204,6 +218,9 @@ export class GroupHost {
     engine.hydrate(this.group, record?.context, records);
     this.#engine = engine;
     this.#open = new Set(records.map((r) => r.context.id));
+    const now = Date.now();
+    this.#lastActive.clear();
+    for (const r of records) this.#lastActive.set(r.context.id, now);
     this.#record = record;
     this.#appliedSeq = record?.lastSeq ?? 0;
     this.#dirty.clear();
@@ -418,7 +435,11 @@ export class GroupHost {
       this.#engine.commit();
       if (!this.#deps.holds(this.group)) throw new Error(`lease on ${this.group} lost`);
       await this.#publishEvents(outcome);
-      for (const id of outcome.touched) this.#dirty.add(id);
+      const now = Date.now();
+      for (const id of outcome.touched) {
+        this.#dirty.add(id);
+        this.#lastActive.set(id, now);
+      }
       await this.#storeHandovers(outcome.handovers);
       return;
     }
@@ -487,9 +508,28 @@ export class GroupHost {
     for (const id of closed) {
       this.#open.delete(id);
       this.#engine.evict(id); // stored: a later command (a survey) loads it again
+      this.#lastActive.delete(id);
     }
+    this.#evictIdle();
     if (ids.length > 0 || this.#appliedSeq > (this.#record?.lastSeq ?? 0)) {
       await this.#writeGroup(this.#groupRecord(this.#appliedSeq));
+    }
+  }
+
+  /**
+   * Lets stored conversations that have been idle for `idleMs` out of memory: those with the bot
+   * or assigned to an agent. Waiting and snoozed ones stay (the waiting list and the timers need
+   * them). The next command for one loads it again from KV.
+   */
+  #evictIdle(): void {
+    const before = Date.now() - this.#idleMs;
+    for (const [id, at] of this.#lastActive) {
+      if (at > before || this.#dirty.has(id)) continue;
+      const state = this.#engine.conversation(id)?.state;
+      if (state === 'bot' || state === 'assigned' || state === undefined) {
+        this.#engine.evict(id);
+        this.#lastActive.delete(id);
+      }
     }
   }
 

@@ -28,6 +28,10 @@ export interface WorkerOptions {
   /** Stream and bucket replicas (3 on a three-server cluster). */
   readonly replicas?: number;
   readonly batch?: number;
+  /** How long an idle conversation stays in memory once stored (default 60 s). */
+  readonly idleMs?: number;
+  /** How often changed conversations are stored (default 1 s). */
+  readonly checkpointMs?: number;
 }
 
 type Hosted = { kind: 'group'; host: GroupHost } | { kind: 'agents'; host: AgentHost };
@@ -181,6 +185,10 @@ export class Worker {
             lock,
             onFenced: (g) => void this.#let(g, 'fenced'),
             ...(this.#options.batch ? { batch: this.#options.batch } : {}),
+            ...(this.#options.idleMs !== undefined ? { idleMs: this.#options.idleMs } : {}),
+            ...(this.#options.checkpointMs !== undefined
+              ? { checkpointMs: this.#options.checkpointMs }
+              : {}),
           },
           group,
         );

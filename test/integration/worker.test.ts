@@ -197,3 +197,66 @@ t.test(
     );
   },
 );
+
+t.test(
+  'idle conversations leave the worker’s memory and come back on their next command',
+  async (t) => {
+    const server = await startNatsServer({ t });
+    const settings = runtimeSettings();
+    const returning = {
+      ...settings,
+      groups: settings.groups.map((g) => ({ ...g, offlinePolicy: 'return' as const })),
+    };
+    // Every checkpoint (each 50 ms) lets every stored idle conversation go.
+    const worker = await Worker.start({
+      url: server.url,
+      settings: returning,
+      log: testLog,
+      leaseMs: 1_000,
+      idleMs: 0,
+      checkpointMs: 50,
+    });
+    t.teardown(() => worker.stop());
+    const it = await Integrator.connect(server.url);
+    t.teardown(() => it.close());
+    const inMemory = (c: string) => worker.host('tv')?.engine.conversation(c) !== undefined;
+    const settle = () => new Promise((r) => setTimeout(r, 300));
+
+    await it.send({ type: 'SetAgentPresence', agent: 'alice', presence: 'online' });
+    await it.send({
+      type: 'StartConversation',
+      conversation: 'e1',
+      visitor: 'v1',
+      rule: 'direct',
+      message: { text: 'Hi' },
+    });
+    await it.waitFor(is('ConversationAssigned', 'e1'));
+    await settle();
+    t.notOk(inMemory('e1'), 'assigned and idle: let out of memory');
+    await it.send({
+      type: 'SendMessage',
+      conversation: 'e1',
+      author: { kind: 'agent', id: 'alice' },
+      message: { text: 'back' },
+    });
+    const reply = await it.waitFor(
+      is('MessageAdded', 'e1', (e) => (e.message as { text: string }).text === 'back'),
+    );
+    t.equal(
+      (reply as { message: { seq: number } }).message.seq,
+      3,
+      'numbering goes on from the stored state',
+    );
+    await settle();
+    t.notOk(inMemory('e1'));
+    // alice goes offline: the 'return' policy needs e1, loaded again to be returned.
+    await it.send({ type: 'SetAgentPresence', agent: 'alice', presence: 'offline' });
+    await it.waitFor(
+      is('ConversationReturned', 'e1'),
+      10_000,
+      'returned though it was out of memory',
+    );
+    await it.waitFor(is('ConversationQueued', 'e1', (e) => e.reason === 'returned'));
+    t.ok(inMemory('e1'), 'waiting conversations stay in memory');
+  },
+);
