@@ -36,6 +36,13 @@ export function stepper<M extends AnyStateMachine>(machine: M): Stepper<M> {
   return (snapshot, event) => {
     collected = [];
     const next = machine.transition(snapshot, event, scope) as SnapshotFrom<M>;
+    // xstate's assign builds the context with Object.assign, which leaves V8 a slow dictionary
+    // object: a plain copy takes ~600 B less per conversation (measured on 100,000). Only a
+    // changed context is copied, so an unchanged one keeps its identity.
+    const after = next as unknown as { context: object };
+    if (after.context !== (snapshot as unknown as { context: object }).context) {
+      after.context = { ...after.context };
+    }
     return [next, collected];
   };
 }
