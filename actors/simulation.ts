@@ -7,6 +7,31 @@ import type { Settings } from './settings.ts';
 
 let counter = 0;
 
+/**
+ * Moves `clock` forward by `ms`; each snooze deadline reached on the way (the earliest of
+ * `deadlines()`, asked again after every delivery) is sent through `run` at its own time.
+ */
+export function advanceDelivering(
+  clock: ManualClock,
+  ms: number,
+  deadlines: () => readonly { conversation: string; until: number }[],
+  run: (command: Command) => DomainEvent[],
+): DomainEvent[] {
+  const end = clock.now() + ms;
+  const out: DomainEvent[] = [];
+  for (;;) {
+    const next = [...deadlines()].sort((a, b) => a.until - b.until)[0];
+    if (!next || next.until > end) break;
+    clock.set(Math.max(clock.now(), next.until));
+    const { conversation, until } = next;
+    out.push(
+      ...run({ type: 'SnoozeExpired', id: `timer:${conversation}:${until}`, conversation, until }),
+    );
+  }
+  clock.set(end);
+  return out;
+}
+
 /** A command without its id: the simulation gives it a fresh one unless one is given. */
 export type CommandInput = Command extends infer C
   ? C extends Command
@@ -42,23 +67,12 @@ export class Simulation {
    * as the timer index of a worker does.
    */
   advance(ms: number): DomainEvent[] {
-    const end = this.clock.now() + ms;
-    const out: DomainEvent[] = [];
-    for (;;) {
-      const next = this.engine.snoozeDeadlines()[0];
-      if (!next || next.until > end) break;
-      this.clock.set(Math.max(this.clock.now(), next.until));
-      out.push(
-        ...this.run({
-          type: 'SnoozeExpired',
-          id: `timer:${next.conversation}:${next.until}`,
-          conversation: next.conversation,
-          until: next.until,
-        }),
-      );
-    }
-    this.clock.set(end);
-    return out;
+    return advanceDelivering(
+      this.clock,
+      ms,
+      () => this.engine.snoozeDeadlines(),
+      (c) => this.run(c),
+    );
   }
 
   thread(conversation: string): Message[] {

@@ -5,6 +5,7 @@ import { Engine } from '../../actors/engine.ts';
 import type { Command, DomainEvent } from '../../actors/events.ts';
 import { targetGroup } from '../../actors/routing.ts';
 import type { Settings } from '../../actors/settings.ts';
+import { advanceDelivering } from '../../actors/simulation.ts';
 import { MemoryWorld } from '../../actors/world.ts';
 
 export class Cluster {
@@ -84,25 +85,8 @@ export class Cluster {
 
   /** Moves time on, delivering each engine's snooze deadlines at their own time. */
   advance(ms: number): DomainEvent[] {
-    const end = this.clock.now() + ms;
-    const out: DomainEvent[] = [];
-    for (;;) {
-      const next = this.engines
-        .flatMap((e) => e.snoozeDeadlines())
-        .sort((a, b) => a.until - b.until)[0];
-      if (!next || next.until > end) break;
-      this.clock.set(Math.max(this.clock.now(), next.until));
-      out.push(
-        ...this.run({
-          type: 'SnoozeExpired',
-          id: `timer:${next.conversation}:${next.until}`,
-          conversation: next.conversation,
-          until: next.until,
-        }),
-      );
-    }
-    this.clock.set(end);
-    return out;
+    const deadlines = () => this.engines.flatMap((e) => e.snoozeDeadlines());
+    return advanceDelivering(this.clock, ms, deadlines, (c) => this.run(c));
   }
 
   conversation(id: string) {
