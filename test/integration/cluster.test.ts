@@ -1,13 +1,13 @@
 // A three-server JetStream cluster on loopback, streams and buckets replicated three times:
 // killing one server does not stop Parley, and loses nothing.
 import t from 'tap';
-
-// Leader elections are slow when the machine is busy (the suite runs files side by side).
-t.setTimeout(300_000);
 import type { Command } from '../../actors/events.ts';
 import { Worker } from '../../lib/worker/worker.ts';
 import { startNatsCluster } from '../helpers/nats-server.ts';
 import { Integrator, runtimeSettings, testLog } from '../helpers/runtime.ts';
+
+// Leader elections are slow when the machine is busy (the suite runs files side by side).
+t.setTimeout(300_000);
 
 /** Publishes until JetStream stores it: during a leader election a publish may time out. */
 async function sendSurely(

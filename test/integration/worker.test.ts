@@ -93,7 +93,7 @@ t.test(
 t.test(
   'a malformed command is refused without stopping the group; a duplicate is harmless',
   async (t) => {
-    const { worker, it } = await runtime(t);
+    const { it } = await runtime(t);
 
     await it.js.publish('parley.cmd.tv.c9', '{"type":"Snooze","conversation":"c9"', {
       msgID: 'bad-1',
@@ -137,7 +137,7 @@ t.test(
 t.test(
   'a reused conversation id is refused, and an early SnoozeExpired from outside does nothing',
   async (t) => {
-    const { worker, it } = await runtime(t);
+    const { it } = await runtime(t);
 
     await it.send({ type: 'StartConversation', conversation: 'r1', visitor: 'v1', rule: 'direct' });
     await it.send({ type: 'Close', conversation: 'r1', by: { visitor: 'v1' } });
