@@ -609,11 +609,6 @@ export class Engine {
   // ---------------------------------------------------------------------------------------------
   // Reading
 
-  /** Snooze deadlines at or before `now`, earliest first: what the timer index delivers. */
-  dueSnoozes(now: number): { conversation: string; until: number }[] {
-    return this.snoozeDeadlines().filter((d) => d.until <= now);
-  }
-
   /** Every pending snooze deadline, earliest first. */
   snoozeDeadlines(): { conversation: string; until: number }[] {
     const all: { conversation: string; until: number }[] = [];
@@ -772,11 +767,6 @@ export class Engine {
         recentMessages: [...rec.recentMessages],
       },
     );
-  }
-
-  /** True when this engine hosts the routing group. */
-  hosts(group: string): boolean {
-    return this.#groups.has(group);
   }
 
   /** An engine that continues from a state taken with `state()`, writing the world part into `options.world`. */

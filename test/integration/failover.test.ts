@@ -22,6 +22,17 @@ async function twoWorkers(t: Test, url: string, settings: Settings): Promise<Int
   return it;
 }
 
+/** alice online, and a conversation started in tv and handed to her. */
+async function assignedToAlice(it: Integrator, conversation: string): Promise<void> {
+  await it.send({ type: 'SetAgentPresence', agent: 'alice', presence: 'online' });
+  await it.send({ type: 'StartConversation', conversation, visitor: 'v1', rule: 'direct' }, 'tv');
+  await it.waitFor(
+    (e) => e.type === 'ConversationAssigned' && e.conversation === conversation,
+    10_000,
+    `${conversation} assigned to alice`,
+  );
+}
+
 /** Starts `n` conversations `<prefix>0…`, the odd ones in tv, the even ones in orders. */
 function startAlternating(it: Integrator, prefix: string, n: number) {
   return Promise.all(
@@ -145,16 +156,7 @@ t.test('a snooze set by a worker that then dies wakes on the survivor', async (t
   const b = await startWorkerProcess(server.url, settings, { id: idB, t });
   const it = await Integrator.connect(server.url);
   t.teardown(() => it.close());
-  await it.send({ type: 'SetAgentPresence', agent: 'alice', presence: 'online' });
-  await it.send(
-    { type: 'StartConversation', conversation: 's1', visitor: 'v1', rule: 'direct' },
-    'tv',
-  );
-  await it.waitFor(
-    (e) => e.type === 'ConversationAssigned' && e.conversation === 's1',
-    10_000,
-    'assigned',
-  );
+  await assignedToAlice(it, 's1');
   await it.send({ type: 'Snooze', conversation: 's1', agent: 'alice', durationMs: 2_500 }, 'tv');
   const snoozed = await it.waitFor((e) => e.type === 'ConversationSnoozed', 10_000, 'snoozed');
   a.kill(); // a hosts tv: the snooze's timer dies with it
@@ -283,16 +285,7 @@ t.test('a transfer to a group hosted by another worker', async (t) => {
   const server = await startNatsServer({ t });
   const settings = directSettings();
   const it = await twoWorkers(t, server.url, settings);
-  await it.send({ type: 'SetAgentPresence', agent: 'alice', presence: 'online' });
-  await it.send(
-    { type: 'StartConversation', conversation: 'tr1', visitor: 'v1', rule: 'direct' },
-    'tv',
-  );
-  await it.waitFor(
-    (e) => e.type === 'ConversationAssigned' && e.conversation === 'tr1',
-    10_000,
-    'alice has it',
-  );
+  await assignedToAlice(it, 'tr1');
   await it.send(
     { type: 'Transfer', conversation: 'tr1', agent: 'alice', to: { group: 'orders' } },
     'tv',
