@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { isParleyError } from '../lib/errors.ts';
 import { registerDemo } from './commands/demo.ts';
 import { registerDev } from './commands/dev.ts';
+import { registerGateway } from './commands/gateway.ts';
 import { registerModel } from './commands/model.ts';
 import { registerWorker } from './commands/worker.ts';
 
@@ -16,7 +17,13 @@ function program(): Command {
     .usage('<command> [options]')
     .exitOverride()
     .addHelpText('after', '\nparley <command> --help shows the options of a command.');
-  for (const register of [registerDev, registerWorker, registerDemo, registerModel]) {
+  for (const register of [
+    registerDev,
+    registerWorker,
+    registerGateway,
+    registerDemo,
+    registerModel,
+  ]) {
     oneLineErrors(register(parley));
   }
   return oneLineErrors(parley);

@@ -48,6 +48,40 @@ export const ERRORS = {
     statusCode: 400,
   },
 
+  // The HTTP gateway.
+  PARLEY_ERR_VALIDATION: {
+    message: 'Invalid request: %s',
+    statusCode: 400,
+  },
+  PARLEY_ERR_UNAUTHORIZED: {
+    message: 'Missing or invalid credential: %s',
+    statusCode: 401,
+  },
+  PARLEY_ERR_FORBIDDEN: {
+    message: 'Not allowed: %s',
+    statusCode: 403,
+  },
+  PARLEY_ERR_BODY_TOO_LARGE: {
+    message: 'Request body larger than %s bytes',
+    statusCode: 413,
+  },
+  PARLEY_ERR_RATE_LIMITED: {
+    message: 'Too many requests: %s',
+    statusCode: 429,
+  },
+  PARLEY_ERR_COMMAND_REJECTED: {
+    message: 'Refused (%s): %s',
+    statusCode: 409,
+  },
+  PARLEY_ERR_OUT_OF_RANGE: {
+    message: 'Refused (%s): %s',
+    statusCode: 422,
+  },
+  PARLEY_ERR_NOT_STORED: {
+    message: 'The command was not stored (%s); nothing was changed, retry with the same id',
+    statusCode: 503,
+  },
+
   // NATS, at start and while running (the service is unavailable, not the request wrong).
   PARLEY_ERR_NATS_UNREACHABLE: {
     message:
@@ -62,6 +96,16 @@ export const ERRORS = {
   PARLEY_ERR_NATS_SETUP: {
     message: 'Cannot set up %s on NATS: %s',
     statusCode: 503,
+  },
+
+  // Live inspection: the CLI and the gateway ask the worker that hosts a routing group.
+  PARLEY_ERR_NOT_HOSTED: {
+    message: 'No live worker hosts routing group %s',
+    statusCode: 503,
+  },
+  PARLEY_ERR_INSPECTION_FAILED: {
+    message: 'The inspection of routing group %s failed: %s',
+    statusCode: 502,
   },
 } as const satisfies Record<`PARLEY_ERR_${string}`, ErrorSpec>;
 

@@ -4,31 +4,41 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../../lib/config.ts';
+import { devCredentials, loadCredentials } from '../../lib/gateway/auth.ts';
+import { startGateway } from '../../lib/gateway/server.ts';
 import { createLogger } from '../../lib/log.ts';
 import { NATS_URL_FILE, startEmbeddedNats } from '../../lib/nats/embedded.ts';
 import { Worker } from '../../lib/worker/worker.ts';
+import { GATEWAY_ENVIRONMENT_HELP, portOption } from './gateway.ts';
 import { configOption, dataDirOption, ENVIRONMENT_HELP, onStopSignal } from './worker.ts';
 
 export interface DevCommandOptions {
   readonly config?: string;
   readonly dataDir: string;
+  readonly port: number;
 }
+
+/** The credentials file `parley dev` makes in the data folder when none is given. */
+export const DEV_CREDENTIALS_FILE = 'credentials.json';
 
 export function registerDev(program: Command): Command {
   return program
     .command('dev')
     .description(
-      'run Parley on this machine: an embedded nats-server (unless NATS_URL is set) and a worker',
+      'run Parley on this machine: an embedded nats-server (unless NATS_URL is set), a worker and the HTTP gateway',
     )
     .addOption(configOption())
     .addOption(dataDirOption())
+    .addOption(portOption())
     .addHelpText(
       'after',
-      `${ENVIRONMENT_HELP}
+      `${ENVIRONMENT_HELP}${GATEWAY_ENVIRONMENT_HELP}
 
 Without NATS_URL, the embedded nats-server (the binary on PATH, else /usr/sbin/nats-server, or
 PARLEY_NATS_SERVER) listens on 127.0.0.1 and a free port, keeps its store in <data dir>/nats and
-writes its URL to <data dir>/${NATS_URL_FILE}, where the other parley commands find it.`,
+writes its URL to <data dir>/${NATS_URL_FILE}, where the other parley commands find it. Without
+PARLEY_CREDENTIALS or PARLEY_VISITOR_SECRET, the gateway's keys (admin, supervisor, one per
+agent) are made once in <data dir>/${DEV_CREDENTIALS_FILE}.`,
     )
     .action(async (options: DevCommandOptions) => {
       process.exitCode = await runDev(options);
@@ -66,10 +76,21 @@ export async function runDev(
     parts.push({ name: 'worker', stop: () => worker.stop() });
     if (stopping.requested) return 0;
 
-    // The gateway starts here, on the same URL, once it exists: after the worker, so that it
-    // stops first and no request is taken that nobody would apply.
+    // After the worker, so that it stops first and no request is taken that nobody would apply.
+    const ownKeys = !env.PARLEY_CREDENTIALS && !env.PARLEY_VISITOR_SECRET;
+    const credentialsFile = join(options.dataDir, DEV_CREDENTIALS_FILE);
+    const credentials = ownKeys
+      ? devCredentials(
+          credentialsFile,
+          settings.agents.map((a) => a.id),
+        )
+      : loadCredentials(env);
+    const gateway = await startGateway({ url, settings, credentials, log, port: options.port });
+    parts.push({ name: 'gateway', stop: () => gateway.stop() });
 
-    process.stdout.write(`Parley is running. NATS: ${url} (${where}). Ctrl-C stops it.\n`);
+    process.stdout.write(
+      `Parley is running. NATS: ${url} (${where}). HTTP: ${gateway.url}${ownKeys ? ` (keys in ${credentialsFile})` : ''}. Ctrl-C stops it.\n`,
+    );
     log.info({ url }, 'parley dev running');
     await stopping.signal;
     return 0;

@@ -45,6 +45,11 @@ export const BUCKETS = {
   config: 'parley-config',
   /** Blocked visitors, key = visitor id. */
   visitors: 'parley-visitors',
+  /**
+   * What Parley knows of a visitor besides blocking: `conv.<visitor>.<conversation>` for each
+   * conversation they started (written when the id is claimed), `email.<visitor>` for notifications.
+   */
+  visitorData: 'parley-visitor-data',
 } as const;
 
 export type BucketName = (typeof BUCKETS)[keyof typeof BUCKETS];
@@ -279,6 +284,12 @@ export async function ensureStreams(
     },
     { bucket: BUCKETS.config, description: 'Parley live configuration', history: 10, ttlMs: 0 },
     { bucket: BUCKETS.visitors, description: 'Parley blocked visitors', history: 1, ttlMs: 0 },
+    {
+      bucket: BUCKETS.visitorData,
+      description: "Parley visitors' conversations and contact",
+      history: 1,
+      ttlMs: 0,
+    },
   ];
   const kvm = new Kvm(nc);
   for (const spec of buckets) {

@@ -13,6 +13,7 @@ import { fairShare, Members } from '../nats/members.ts';
 import { AGENT_TOKEN, BUCKETS, DEFAULTS, ensureStreams } from '../nats/streams.ts';
 import { AgentHost } from './agents.ts';
 import { GroupHost } from './host.ts';
+import { type InspectionServer, serveInspection } from './inspect.ts';
 import { createLock } from './lock.ts';
 import { KvWorld } from './world.ts';
 
@@ -46,6 +47,8 @@ export class Worker {
   readonly #world: KvWorld;
   readonly #hosted = new Map<string, Hosted>();
   readonly #starting = new Set<string>();
+  /** The live-inspection subscription of each hosted routing group. */
+  readonly #inspections = new Map<string, InspectionServer>();
   readonly #lock = createLock();
   #timer: NodeJS.Timeout | undefined;
   #rebalancing: Promise<void> = Promise.resolve();
@@ -193,6 +196,21 @@ export class Worker {
           group,
         );
         this.#hosted.set(group, { kind: 'group', host });
+        const inspection = await serveInspection({
+          nc,
+          group,
+          worker: this.id,
+          engine: () => host.engine,
+          world: this.#world,
+          settings: this.#options.settings,
+          conversations,
+          groups,
+          lock,
+          log: this.#log,
+        });
+        // The lease may have been lost while subscribing: then nobody should answer for it here.
+        if (this.#hosted.get(group)?.host === host) this.#inspections.set(group, inspection);
+        else inspection.stop();
       }
     } catch (error) {
       this.#log.error({ err: error, group }, 'could not take the group; releasing it');
@@ -203,6 +221,7 @@ export class Worker {
   }
 
   async #let(group: string, reason: string): Promise<void> {
+    this.#stopInspection(group);
     const hosted = this.#hosted.get(group);
     this.#hosted.delete(group);
     await hosted?.host.stop();
@@ -212,9 +231,15 @@ export class Worker {
 
   #lost(group: string, reason: string): void {
     this.#log.warn({ group, reason }, 'lease lost');
+    this.#stopInspection(group);
     const hosted = this.#hosted.get(group);
     this.#hosted.delete(group);
     void hosted?.host.stop();
+  }
+
+  #stopInspection(group: string): void {
+    this.#inspections.get(group)?.stop();
+    this.#inspections.delete(group);
   }
 
   #agentChanged(agent: string, before: unknown, after: unknown): void {

@@ -32,10 +32,20 @@ agents:
 /** The test's environment without what would point parley elsewhere than the test says. */
 function cleanEnv(over: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: 'warn' };
-  for (const key of ['NATS_URL', 'PARLEY_CONFIG', 'PARLEY_DATA_DIR', 'PARLEY_NATS_SERVER']) {
+  for (const key of [
+    'NATS_URL',
+    'PARLEY_CONFIG',
+    'PARLEY_DATA_DIR',
+    'PARLEY_NATS_SERVER',
+    'PARLEY_CREDENTIALS',
+    'PARLEY_VISITOR_SECRET',
+    'PARLEY_ADMIN_KEY',
+    'PARLEY_AGENT_KEYS',
+  ]) {
     delete env[key];
   }
-  return { ...env, ...over };
+  // The gateway on a free port: 3000 may be taken, by another run of these tests say.
+  return { ...env, PORT: '0', ...over };
 }
 
 /** A folder of this test's own, removed at its end. */
@@ -179,8 +189,14 @@ t.test(
     const env = cleanEnv({ PARLEY_DATA_DIR: dataDir });
 
     const dev = parley(t, ['dev', '--config', config], env);
-    const [, url] = await dev.line(/NATS: (nats:\/\/127\.0\.0\.1:\d+) /);
+    const [, url, http] = await dev.line(
+      /NATS: (nats:\/\/127\.0\.0\.1:\d+) .* HTTP: (http:\/\/127\.0\.0\.1:\d+)/,
+    );
     t.not(url, DEFAULT_NATS_URL, 'a port the kernel chose, not 4222');
+    const health = await fetch(`${http}/healthz`);
+    t.equal(health.status, 200, 'the gateway runs too, and reaches NATS');
+    const keys = JSON.parse(await readFile(join(dataDir, 'credentials.json'), 'utf8'));
+    t.type(keys.agentKeys.alice, 'string', 'each configured agent got a key in the data folder');
     t.equal(
       (await readFile(join(dataDir, 'nats.url'), 'utf8')).trim(),
       url,

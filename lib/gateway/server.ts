@@ -1,0 +1,148 @@
+// The HTTP gateway (fastify 5): the widget's, the agent console's and the admins' API. Stateless:
+// it talks to the workers only through NATS (lib/gateway/backend.ts), so any number can run
+// behind a load balancer. Wires the plugins, the error handling and the routes.
+
+import rateLimit from '@fastify/rate-limit';
+import { fastifySSE as sse } from '@fastify/sse';
+import swagger from '@fastify/swagger';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Settings } from '../../actors/settings.ts';
+import type { Logger } from '../log.ts';
+import { connectNats, type NatsConnection } from '../nats/connection.ts';
+import { Authenticator, type Credentials } from './auth.ts';
+import { Backend } from './backend.ts';
+import { Presence } from './presence.ts';
+import { installProblems } from './problem.ts';
+import { agentRoutes } from './routes/agent.ts';
+import { visitorRoutes } from './routes/visitor.ts';
+
+export interface GatewayLimits {
+  /** Largest request body, in bytes (default 64 KiB): more gets 413. */
+  readonly bodyBytes: number;
+  /** Requests per minute on the visitor routes, per IP and per visitor. */
+  readonly perIpPerMinute: number;
+  readonly perVisitorPerMinute: number;
+  /** How long an agent's or visitor's live connection may be gone before they count as offline. */
+  readonly presenceGraceMs: number;
+  /** How long a request waits for its command's outcome before answering 202. */
+  readonly outcomeMs: number;
+  /** SSE comments sent this often keep proxies from closing idle streams. */
+  readonly heartbeatMs: number;
+}
+
+export const DEFAULT_LIMITS: GatewayLimits = {
+  bodyBytes: 64 * 1024,
+  perIpPerMinute: 600,
+  perVisitorPerMinute: 120,
+  presenceGraceMs: 30_000,
+  outcomeMs: 3_000,
+  heartbeatMs: 15_000,
+};
+
+export interface GatewayOptions {
+  readonly nc: NatsConnection;
+  readonly settings: Settings;
+  readonly credentials: Credentials;
+  readonly log: Logger;
+  readonly limits?: Partial<GatewayLimits>;
+}
+
+/** What the routes share. */
+export interface GatewayContext {
+  readonly backend: Backend;
+  readonly auth: Authenticator;
+  readonly presence: Presence;
+  readonly limits: GatewayLimits;
+}
+
+/** Builds the fastify app (not listening yet). */
+export async function buildGateway(options: GatewayOptions): Promise<FastifyInstance> {
+  const limits: GatewayLimits = { ...DEFAULT_LIMITS, ...options.limits };
+  const app = Fastify({
+    loggerInstance: options.log.child({ part: 'gateway' }) as FastifyBaseLogger,
+    bodyLimit: limits.bodyBytes,
+    disableRequestLogging: true,
+    ajv: {
+      customOptions: {
+        // Unknown fields are refused, not dropped; a wrong type is an error, not coerced.
+        removeAdditional: false,
+        coerceTypes: false,
+        useDefaults: true,
+        allErrors: true,
+      },
+    },
+  });
+
+  installProblems(app);
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Parley gateway',
+        version: '1',
+        description:
+          'The HTTP API of Parley: the chat widget (visitor), the agent console (agent), admins and supervisors. Errors are application/problem+json.',
+      },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer' },
+        },
+      },
+      security: [{ bearer: [] }],
+    },
+  });
+  await app.register(rateLimit, { global: false });
+  await app.register(sse, { heartbeatInterval: limits.heartbeatMs });
+
+  const backend = await Backend.open(options.nc, options.settings, {
+    log: options.log.child({ part: 'gateway' }),
+    outcomeMs: limits.outcomeMs,
+  });
+  const context: GatewayContext = {
+    backend,
+    auth: new Authenticator(options.credentials),
+    presence: new Presence(backend, limits.presenceGraceMs, options.log),
+    limits,
+  };
+
+  app.get('/healthz', { schema: { hide: true } }, async (_request, reply) => {
+    const ok = await backend.healthy();
+    return reply.code(ok ? 200 : 503).send({ status: ok ? 'ok' : 'nats-unreachable' });
+  });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  await app.register(visitorRoutes(context), { prefix: '/v1' });
+  await app.register(agentRoutes(context), { prefix: '/v1' });
+  app.addHook('onClose', async () => context.presence.close());
+  return app;
+}
+
+export interface RunningGateway {
+  readonly app: FastifyInstance;
+  /** `http://host:port` it listens on. */
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+/** Connects to NATS, builds the gateway and listens on `port` (0: a free one). */
+export async function startGateway(
+  options: Omit<GatewayOptions, 'nc'> & { url: string | string[]; port: number; host?: string },
+): Promise<RunningGateway> {
+  const nc = await connectNats(options.url, { name: 'parley-gateway', log: options.log });
+  try {
+    const app = await buildGateway({ ...options, nc });
+    const address = await app.listen({ port: options.port, host: options.host ?? '127.0.0.1' });
+    options.log.info({ address }, 'gateway listening');
+    return {
+      app,
+      url: address,
+      async stop() {
+        await app.close();
+        await nc.drain().catch(() => undefined);
+      },
+    };
+  } catch (error) {
+    await nc.close();
+    throw error;
+  }
+}
