@@ -2,6 +2,7 @@
 // bin/commands/ and registers itself with its options and help.
 import { Command, CommanderError } from 'commander';
 import { isParleyError } from '../lib/errors.ts';
+import { registerConfig } from './commands/config.ts';
 import { registerDemo } from './commands/demo.ts';
 import { registerDev } from './commands/dev.ts';
 import { registerGateway } from './commands/gateway.ts';
@@ -21,6 +22,7 @@ function program(): Command {
     registerDev,
     registerWorker,
     registerGateway,
+    registerConfig,
     registerDemo,
     registerModel,
   ]) {
@@ -31,7 +33,10 @@ function program(): Command {
 
 /** Commander's error (and its "did you mean" suggestion) as one line that says where to look. */
 function oneLineErrors(command: Command): Command {
-  const name = command.parent ? `parley ${command.name()}` : 'parley';
+  const names: string[] = [];
+  for (let c: Command | null = command; c; c = c.parent) names.unshift(c.name());
+  const name = names.join(' ');
+  for (const sub of command.commands) oneLineErrors(sub);
   return command.configureOutput({
     outputError: (text, write) => {
       const message = text
@@ -47,7 +52,9 @@ function oneLineErrors(command: Command): Command {
 async function main(argv: readonly string[]): Promise<number | undefined> {
   let running = 'parley';
   const parley = program().hook('preAction', (_, action) => {
-    running = `parley ${action.name()}`;
+    const names: string[] = [];
+    for (let c: Command | null = action; c; c = c.parent) names.unshift(c.name());
+    running = names.join(' ');
   });
   try {
     await parley.parseAsync([...argv], { from: 'user' });

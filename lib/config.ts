@@ -405,6 +405,14 @@ export function resolveConfigPath(
  * variable, else config/default.yaml. Throws a ParleyError with a PARLEY_ERR_CONFIG_* code.
  */
 export function loadConfig(path?: string, env: NodeJS.ProcessEnv = process.env): Settings {
+  return loadConfigDocument(path, env).settings;
+}
+
+/** As {@link loadConfig}, with the document as written (what `parley config apply` stores). */
+export function loadConfigDocument(
+  path?: string,
+  env: NodeJS.ProcessEnv = process.env,
+): { document: ConfigFile; settings: Settings; path: string } {
   const file = resolveConfigPath(path, env);
   let text: string;
   try {
@@ -422,7 +430,7 @@ export function loadConfig(path?: string, env: NodeJS.ProcessEnv = process.env):
       cause: error,
     });
   }
-  return parseConfig(text, file.path);
+  return { ...parseConfigDocument(text, file.path), path: file.path };
 }
 
 /**
@@ -430,6 +438,14 @@ export function loadConfig(path?: string, env: NodeJS.ProcessEnv = process.env):
  * the text in error messages (a file path). Problems carry line numbers.
  */
 export function parseConfig(text: string, source: string): Settings {
+  return parseConfigDocument(text, source).settings;
+}
+
+/** As {@link parseConfig}, with the document as written. */
+export function parseConfigDocument(
+  text: string,
+  source: string,
+): { document: ConfigFile; settings: Settings } {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: true });
   if (doc.errors.length > 0) {
@@ -455,12 +471,13 @@ export function parseConfig(text: string, source: string): Settings {
       cause: error,
     });
   }
-  return check(value, source, (path) => {
+  const settings = check(value, source, (path) => {
     const offset = locate(doc, path);
     if (offset === undefined) return undefined;
     const { line, col } = lineCounter.linePos(offset);
     return { line, column: col };
   });
+  return { document: value as ConfigFile, settings };
 }
 
 /**
@@ -992,4 +1009,61 @@ function indent(text: string): string {
     .split('\n')
     .map((line) => `  ${line}`)
     .join('\n');
+}
+
+// ─── Settings back to a document ─────────────────────────────────────────────────────────────
+
+/**
+ * The configuration document (the file's shape, every field explicit) that validates back to
+ * `settings`: what the live configuration stores and the admin API edits.
+ */
+export function configDocument(settings: Settings): ConfigFile {
+  return {
+    groups: settings.groups.map((g) => ({
+      id: g.id,
+      name: g.name,
+      cap: g.cap,
+      snooze: {
+        default: formatDuration(g.snooze.defaultMs),
+        min: formatDuration(g.snooze.minMs),
+        max: formatDuration(g.snooze.maxMs),
+      },
+      overflow:
+        g.overflow.kind === 'bot' ? { kind: 'bot' } : { kind: 'group', group: g.overflow.group },
+      automaticMessage: g.automaticMessage,
+      fullMessage: g.fullMessage,
+      offlinePolicy: g.offlinePolicy,
+      typicalReply: formatDuration(g.typicalReplyMs),
+      orderingWindow: formatDuration(g.orderingWindowMs),
+    })),
+    rules: settings.rules.map((r) => ({
+      id: r.id,
+      match: { pages: [...r.match.pages], attributes: { ...r.match.attributes } },
+      showChatButton: r.showChatButton,
+      hideWhenFull: r.hideWhenFull,
+      ...(r.bot
+        ? {
+            bot: {
+              ...(r.bot.greeting !== undefined ? { greeting: r.bot.greeting } : {}),
+              questions: r.bot.questions.map((q) => ({
+                id: q.id,
+                text: q.text,
+                ...(q.choices ? { choices: [...q.choices] } : {}),
+              })),
+            },
+          }
+        : {}),
+      target: {
+        group: r.target.group,
+        byAnswer: r.target.byAnswer.map((a) => ({ ...a })),
+      },
+    })),
+    agents: settings.agents.map((a) => ({
+      id: a.id,
+      name: a.name,
+      groups: [...a.groups],
+      slots: a.slots,
+    })),
+    cannedAnswers: settings.cannedAnswers.map((c) => ({ ...c, groups: [...c.groups] })),
+  };
 }

@@ -77,6 +77,15 @@ export const ERRORS = {
     message: 'Refused (%s): %s',
     statusCode: 422,
   },
+  PARLEY_ERR_INVALID_CONFIG_CHANGE: {
+    message: 'The change would make the configuration invalid: %s',
+    statusCode: 422,
+  },
+  PARLEY_ERR_CONFIG_CHANGED: {
+    message:
+      'The live configuration changed meanwhile (now at revision %s): read it again and retry',
+    statusCode: 412,
+  },
   PARLEY_ERR_NOT_STORED: {
     message: 'The command was not stored (%s); nothing was changed, retry with the same id',
     statusCode: 503,
@@ -106,6 +115,18 @@ export const ERRORS = {
   PARLEY_ERR_INSPECTION_FAILED: {
     message: 'The inspection of routing group %s failed: %s',
     statusCode: 502,
+  },
+
+  // The operators' commands (parley status, inspect, watch, top, send).
+  PARLEY_ERR_UNKNOWN_CONVERSATION: {
+    message:
+      'Conversation %s not found: no routing group holds it in parley-conversations. Check the id (parley watch shows conversations as they start).',
+    statusCode: 404,
+  },
+  PARLEY_ERR_UNKNOWN_GROUP: {
+    message:
+      'Routing group %s is not in the live configuration (its groups: %s). parley config show prints it.',
+    statusCode: 404,
   },
 } as const satisfies Record<`PARLEY_ERR_${string}`, ErrorSpec>;
 

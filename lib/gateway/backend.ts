@@ -18,6 +18,7 @@ import {
   commandSubject,
   STREAMS,
   SUBJECT_ROOTS,
+  UNIT_END_HEADER,
   validateId,
 } from '../nats/streams.ts';
 import type { GroupRecord, StoredConversation } from '../worker/host.ts';
@@ -47,9 +48,6 @@ export interface BackendOptions {
   /** How long a publish waits for JetStream's acknowledgement (default 5 s). */
   readonly publishTimeoutMs?: number;
 }
-
-/** The header a worker sets on the last event of a unit of work: the outcome is complete. */
-export const UNIT_END_HEADER = 'Parley-Unit-End';
 
 const decoder = new TextDecoder();
 const parse = <T>(data: Uint8Array): T => JSON.parse(decoder.decode(data)) as T;
@@ -117,6 +115,11 @@ export class Backend {
   readonly #outcomeMs: number;
   readonly #publishTimeoutMs: number;
   #settings: Settings;
+  /** True between a disconnect from NATS and the reconnect. */
+  #disconnected = false;
+  /** Commands being sent: a gateway that stops lets them finish before it lets NATS go. */
+  #sending = 0;
+  #settled: (() => void) | undefined;
 
   private constructor(
     nc: NatsConnection,
@@ -131,6 +134,12 @@ export class Backend {
     this.#log = options.log;
     this.#outcomeMs = options.outcomeMs ?? 3_000;
     this.#publishTimeoutMs = options.publishTimeoutMs ?? 5_000;
+    void (async () => {
+      for await (const status of nc.status()) {
+        if (status.type === 'disconnect') this.#disconnected = true;
+        if (status.type === 'reconnect') this.#disconnected = false;
+      }
+    })().catch(() => undefined);
   }
 
   /** Opens the buckets the gateway reads (they must exist: a worker creates them). */
@@ -187,7 +196,35 @@ export class Backend {
    * Throws PARLEY_ERR_NOT_STORED (503) when JetStream did not acknowledge it: then nothing of
    * it was accepted, and the caller must not answer 2xx.
    */
-  async send(command: Command, group?: string): Promise<SendResult> {
+  async send(
+    command: Command,
+    group?: string,
+    options: { wait?: boolean } = {},
+  ): Promise<SendResult> {
+    if (this.#disconnected) {
+      // Fail fast: a publish now would wait out its timeout for an acknowledgement.
+      throw new ParleyError('PARLEY_ERR_NOT_STORED', ['NATS is unreachable']);
+    }
+    this.#sending++;
+    try {
+      return await this.#send(command, group, options.wait ?? true);
+    } finally {
+      if (--this.#sending === 0) this.#settled?.();
+    }
+  }
+
+  /** Resolves once no command is being sent, or after `timeoutMs`. */
+  async settled(timeoutMs: number): Promise<void> {
+    if (this.#sending === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      this.#settled = resolve;
+      timer = setTimeout(resolve, timeoutMs);
+    });
+    clearTimeout(timer);
+  }
+
+  async #send(command: Command, group: string | undefined, wait: boolean): Promise<SendResult> {
     let subject: string;
     let follow: string;
     if (command.type === 'SetAgentPresence') {
@@ -214,7 +251,7 @@ export class Backend {
           cause: error,
         });
       }
-      if (duplicate) return { id: command.id, duplicate, applied: false, events: [] };
+      if (duplicate || !wait) return { id: command.id, duplicate, applied: false, events: [] };
       const events = await outcome.wait(this.#outcomeMs);
       return { id: command.id, duplicate, applied: events.length > 0, events };
     } finally {
@@ -276,15 +313,10 @@ export class Backend {
     }
   }
 
-  /** True when `visitor` started `conversation` (the claim's index entry exists). */
+  /** True when `visitor` started `conversation` (the worker lists it when it claims the id). */
   async startedBy(visitor: string, conversation: string): Promise<boolean> {
     const entry = await this.#kv.visitorData.get(`conv.${visitor}.${conversation}`);
     return entry?.operation === 'PUT';
-  }
-
-  /** Notes that `visitor` started `conversation` (the worker notes it too, at the claim). */
-  async noteStarted(visitor: string, conversation: string): Promise<void> {
-    await this.#kv.visitorData.put(`conv.${visitor}.${conversation}`, String(Date.now()));
   }
 
   /** The routing group's record at its last checkpoint. */

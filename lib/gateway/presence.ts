@@ -1,25 +1,39 @@
 // Live connections make presence: a visitor with a conversation's stream open is online in it;
 // an agent or a visitor whose last stream closed longer than the grace period ago is offline
-// (the grace covers a page reload or a network blip without flapping).
+// (the grace covers a page reload or a network blip without flapping). Gateways share their
+// open streams in the parley-connections bucket, so a stream that moved to another gateway keeps
+// its agent online; a gateway that dies stops heartbeating its entries, which then expire.
 import { randomBytes } from 'node:crypto';
+import type { KV } from '@nats-io/kv';
 import type { Logger } from '../log.ts';
 import type { Backend } from './backend.ts';
 
-type Key = `agent:${string}` | `visitor:${string}:${string}`;
+/** `agent.<agent>` or `visitor.<visitor>.<conversation>`: whose presence a stream makes. */
+type Who = `agent.${string}` | `visitor.${string}.${string}`;
+
+/** How often a gateway writes its open streams again (the bucket forgets them after 3 times this). */
+export const CONNECTION_HEARTBEAT_MS = 20_000;
 
 export class Presence {
   readonly #backend: Backend;
   readonly #graceMs: number;
   readonly #log: Logger;
-  readonly #open = new Map<Key, number>();
-  readonly #leaving = new Map<Key, NodeJS.Timeout>();
-  readonly #instance = randomBytes(4).toString('hex');
+  readonly #shared: KV | undefined;
+  readonly #open = new Map<Who, number>();
+  readonly #leaving = new Map<Who, NodeJS.Timeout>();
+  readonly #instance = randomBytes(6).toString('hex');
+  readonly #heartbeat: NodeJS.Timeout;
   #n = 0;
 
-  constructor(backend: Backend, graceMs: number, log: Logger) {
+  constructor(backend: Backend, graceMs: number, log: Logger, shared?: KV) {
     this.#backend = backend;
     this.#graceMs = graceMs;
     this.#log = log.child({ part: 'presence' });
+    this.#shared = shared;
+    this.#heartbeat = setInterval(() => {
+      for (const who of this.#open.keys()) void this.#mark(who);
+    }, CONNECTION_HEARTBEAT_MS);
+    this.#heartbeat.unref();
   }
 
   #id(what: string): string {
@@ -28,61 +42,91 @@ export class Presence {
 
   /** An agent's stream opened; returns what to call when it closes. */
   agentConnected(agent: string): () => void {
-    return this.#connected(`agent:${agent}`, async () => {
-      await this.#backend.send({
-        type: 'SetAgentPresence',
-        id: this.#id(`gone:${agent}`),
-        agent,
-        presence: 'offline',
-      });
-    });
+    return this.#connected(`agent.${agent}`, () =>
+      this.#backend.send(
+        { type: 'SetAgentPresence', id: this.#id(`gone:${agent}`), agent, presence: 'offline' },
+        undefined,
+        { wait: false },
+      ),
+    );
   }
 
   /** A visitor's stream on a conversation opened: they are online in it. */
   visitorConnected(visitor: string, conversation: string): () => void {
-    const key: Key = `visitor:${visitor}:${conversation}`;
-    if (!this.#leaving.has(key) && !this.#open.has(key)) {
+    const who: Who = `visitor.${visitor}.${conversation}`;
+    if (!this.#leaving.has(who) && !this.#open.has(who)) {
       void this.#send(() =>
-        this.#backend.send({
-          type: 'SetVisitorPresence',
-          id: this.#id(`here:${conversation}`),
-          conversation,
-          online: true,
-        }),
+        this.#backend.send(
+          {
+            type: 'SetVisitorPresence',
+            id: this.#id(`here:${conversation}`),
+            conversation,
+            online: true,
+          },
+          undefined,
+          { wait: false },
+        ),
       );
     }
-    return this.#connected(key, async () => {
-      await this.#backend.send({
-        type: 'SetVisitorPresence',
-        id: this.#id(`gone:${conversation}`),
-        conversation,
-        online: false,
-      });
-    });
+    return this.#connected(who, () =>
+      this.#backend.send(
+        {
+          type: 'SetVisitorPresence',
+          id: this.#id(`gone:${conversation}`),
+          conversation,
+          online: false,
+        },
+        undefined,
+        { wait: false },
+      ),
+    );
   }
 
-  #connected(key: Key, wentAway: () => Promise<void>): () => void {
-    clearTimeout(this.#leaving.get(key));
-    this.#leaving.delete(key);
-    this.#open.set(key, (this.#open.get(key) ?? 0) + 1);
+  #connected(who: Who, wentAway: () => Promise<unknown>): () => void {
+    clearTimeout(this.#leaving.get(who));
+    this.#leaving.delete(who);
+    const first = !this.#open.has(who);
+    this.#open.set(who, (this.#open.get(who) ?? 0) + 1);
+    if (first) void this.#mark(who);
     let closed = false;
     return () => {
       if (closed) return;
       closed = true;
-      const left = (this.#open.get(key) ?? 1) - 1;
+      const left = (this.#open.get(who) ?? 1) - 1;
       if (left > 0) {
-        this.#open.set(key, left);
+        this.#open.set(who, left);
         return;
       }
-      this.#open.delete(key);
+      this.#open.delete(who);
+      void this.#unmark(who);
       const timer = setTimeout(() => {
-        this.#leaving.delete(key);
-        this.#log.info({ who: key }, 'live connection gone past the grace period');
-        void this.#send(wentAway);
+        this.#leaving.delete(who);
+        void this.#send(async () => {
+          if (await this.#elsewhere(who)) return;
+          this.#log.info({ who }, 'live connection gone past the grace period');
+          await wentAway();
+        });
       }, this.#graceMs);
       timer.unref();
-      this.#leaving.set(key, timer);
+      this.#leaving.set(who, timer);
     };
+  }
+
+  /** True when another gateway holds a stream for the same presence now. */
+  async #elsewhere(who: Who): Promise<boolean> {
+    if (!this.#shared || this.#open.has(who)) return this.#open.has(who);
+    for await (const _ of await this.#shared.keys(`${who}.*`)) return true;
+    return false;
+  }
+
+  async #mark(who: Who): Promise<void> {
+    await this.#shared?.put(`${who}.${this.#instance}`, String(Date.now())).catch((error) => {
+      this.#log.debug({ err: error, who }, 'open stream not shared');
+    });
+  }
+
+  async #unmark(who: Who): Promise<void> {
+    await this.#shared?.purge(`${who}.${this.#instance}`).catch(() => undefined);
   }
 
   async #send(work: () => Promise<unknown>): Promise<void> {
@@ -94,7 +138,9 @@ export class Presence {
   }
 
   close(): void {
+    clearInterval(this.#heartbeat);
     for (const t of this.#leaving.values()) clearTimeout(t);
     this.#leaving.clear();
+    for (const who of this.#open.keys()) void this.#unmark(who);
   }
 }

@@ -1,6 +1,14 @@
 // Errors as RFC 9457 problem+json bodies: the code, what was wrong (naming the field for bad
 // input), never a stack trace or an internal detail. Errors that are not Parley's or fastify's
 // own 4xx become a bare 500, logged in full on the server side only.
+import {
+  ClosedConnectionError,
+  ConnectionError,
+  DrainingConnectionError,
+  NoRespondersError,
+  RequestError,
+  TimeoutError,
+} from '@nats-io/transport-node';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ERRORS, type ErrorCode, isParleyError } from '../errors.ts';
 
@@ -22,7 +30,9 @@ const TITLES: Record<number, string> = {
   405: 'Method Not Allowed',
   406: 'Not Acceptable',
   409: 'Conflict',
+  412: 'Precondition Failed',
   413: 'Content Too Large',
+  414: 'URI Too Long',
   415: 'Unsupported Media Type',
   422: 'Unprocessable Content',
   429: 'Too Many Requests',
@@ -77,6 +87,24 @@ function describe(e: FastifyValidationIssue): string {
   }
 }
 
+const NATS_UNAVAILABLE = [
+  TimeoutError,
+  ConnectionError,
+  ClosedConnectionError,
+  DrainingConnectionError,
+  NoRespondersError,
+  RequestError,
+];
+
+/** True when `error` (or what caused it) says NATS did not answer: the service is unavailable. */
+function natsUnavailable(error: unknown, depth = 0): boolean {
+  if (!(error instanceof Error) || depth > 3) return false;
+  return (
+    NATS_UNAVAILABLE.some((type) => error instanceof type) ||
+    natsUnavailable(error.cause, depth + 1)
+  );
+}
+
 /** Turns any error into the problem a client may see. */
 export function toProblem(error: unknown): { problem: Problem; internal: boolean } {
   if (isParleyError(error)) {
@@ -105,6 +133,17 @@ export function toProblem(error: unknown): { problem: Problem; internal: boolean
       internal: false,
     };
   }
+  if (natsUnavailable(error)) {
+    // A read or a request to the workers found NATS out of reach: not a fault of the request.
+    return {
+      problem: problem(
+        503,
+        'PARLEY_ERR_NATS_UNREACHABLE',
+        'The service is unavailable right now; retry later with the same ids (nothing is applied twice)',
+      ),
+      internal: false,
+    };
+  }
   const status = typeof e.statusCode === 'number' ? e.statusCode : 500;
   if (status >= 400 && status < 500 && typeof e.code === 'string' && e.code.startsWith('FST_')) {
     // fastify's own client errors (bad JSON, media type…) say what was wrong, nothing internal.
@@ -121,6 +160,18 @@ export function toProblem(error: unknown): { problem: Problem; internal: boolean
 
 export function sendProblem(reply: FastifyReply, p: Problem): FastifyReply {
   return reply.code(p.status).type(PROBLEM_TYPE).send(p);
+}
+
+/**
+ * For fastify's `frameworkErrors` option: the errors the router raises before any route or error
+ * handler runs (a path parameter over `maxParamLength`, a malformed URL) as problem+json too.
+ */
+export function frameworkErrors(
+  error: FastifyError,
+  _request: FastifyRequest,
+  reply: FastifyReply,
+): FastifyReply {
+  return sendProblem(reply, toProblem(error).problem);
 }
 
 /** Installs the error and not-found handlers that answer with problem+json. */

@@ -2,6 +2,7 @@
 // validation and the OpenAPI document), and the checks shared by the visitor and agent routes.
 import { createHash } from 'node:crypto';
 import { type TSchema, Type } from '@sinclair/typebox';
+import type { FastifyReply } from 'fastify';
 import type { Attachment, MessageInput } from '../../actors/events.ts';
 import { AttachmentSchema, CLIENT_ID_PATTERN, TOKEN_PATTERN } from '../commands.ts';
 import { ParleyError } from '../errors.ts';
@@ -93,24 +94,28 @@ export function checkAttachments(
   limits: AttachmentLimits,
 ): void {
   (attachments ?? []).forEach((a, i) => {
-    const at = `body.attachments[${i}]`;
-    const fail = (why: string) => {
+    const fail = (field: 'mimeType' | 'sizeBytes', why: string) => {
+      const at = `body.attachments[${i}].${field}`;
       throw new ParleyError('PARLEY_ERR_VALIDATION', [`${at}: ${why}`], {
         details: { errors: [{ field: at, message: why }] },
       });
     };
     if (a.kind === 'offer') return;
-    if (a.mimeType === undefined) fail('mimeType is required for images and files');
-    if (a.sizeBytes === undefined) fail('sizeBytes is required for images and files');
+    if (a.mimeType === undefined) fail('mimeType', 'required for images and files');
+    if (a.sizeBytes === undefined) fail('sizeBytes', 'required for images and files');
     if (a.kind === 'image') {
-      if (!a.mimeType?.startsWith('image/')) fail(`an image must be image/*, not ${a.mimeType}`);
+      if (!a.mimeType?.startsWith('image/'))
+        fail('mimeType', `an image must be image/*, not ${a.mimeType}`);
       if ((a.sizeBytes ?? 0) > limits.imageMaxBytes)
-        fail(`an image may be at most ${limits.imageMaxBytes} bytes`);
+        fail('sizeBytes', `an image may be at most ${limits.imageMaxBytes} bytes`);
     } else {
       if (!limits.fileTypes.includes(a.mimeType ?? ''))
-        fail(`files of type ${a.mimeType} are not accepted (${limits.fileTypes.join(', ')})`);
+        fail(
+          'mimeType',
+          `files of type ${a.mimeType} are not accepted (${limits.fileTypes.join(', ')})`,
+        );
       if ((a.sizeBytes ?? 0) > limits.fileMaxBytes)
-        fail(`a file may be at most ${limits.fileMaxBytes} bytes`);
+        fail('sizeBytes', `a file may be at most ${limits.fileMaxBytes} bytes`);
     }
   });
 }
@@ -131,4 +136,14 @@ export function messageInput(body: {
     text: body.text,
     ...(body.attachments ? { attachments: body.attachments } : {}),
   };
+}
+
+export const Accepted = Open(
+  { id: Type.String(), status: Type.Literal('accepted') },
+  'Stored: it will be applied, once, in order; its outcome comes on the event stream.',
+);
+
+/** Stored and not applied yet (or a retry of a command already stored): 202 with its id. */
+export function accepted(reply: FastifyReply, id: string) {
+  return reply.code(202).send({ id, status: 'accepted' });
 }

@@ -5,14 +5,19 @@
 import rateLimit from '@fastify/rate-limit';
 import { fastifySSE as sse } from '@fastify/sse';
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { Kvm } from '@nats-io/kv';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Settings } from '../../actors/settings.ts';
+import { ParleyError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { connectNats, type NatsConnection } from '../nats/connection.ts';
+import { LiveConfig } from '../nats/live-config.ts';
+import { BUCKETS } from '../nats/streams.ts';
 import { Authenticator, type Credentials } from './auth.ts';
 import { Backend } from './backend.ts';
 import { Presence } from './presence.ts';
-import { installProblems } from './problem.ts';
+import { frameworkErrors, installProblems } from './problem.ts';
+import { adminRoutes } from './routes/admin.ts';
 import { agentRoutes } from './routes/agent.ts';
 import { visitorRoutes } from './routes/visitor.ts';
 
@@ -61,7 +66,14 @@ export async function buildGateway(options: GatewayOptions): Promise<FastifyInst
   const app = Fastify({
     loggerInstance: options.log.child({ part: 'gateway' }) as FastifyBaseLogger,
     bodyLimit: limits.bodyBytes,
-    disableRequestLogging: true,
+    // One line per event worth knowing: refusals and failures, not every request.
+    logController: new LogController({ disableRequestLogging: true }),
+    // Ids are up to 128 characters: the router's default of 100 would answer 414 first.
+    routerOptions: { maxParamLength: 256 },
+    // Router errors (a malformed URL, say) as problem+json too.
+    frameworkErrors,
+    // Open event streams do not hold a stopping gateway up.
+    forceCloseConnections: true,
     ajv: {
       customOptions: {
         // Unknown fields are refused, not dropped; a wrong type is an error, not coerced.
@@ -69,6 +81,9 @@ export async function buildGateway(options: GatewayOptions): Promise<FastifyInst
         coerceTypes: false,
         useDefaults: true,
         allErrors: true,
+        // The configuration's schemas (admin API) are the file's own.
+        discriminator: true,
+        allowUnionTypes: true,
       },
     },
   });
@@ -94,14 +109,34 @@ export async function buildGateway(options: GatewayOptions): Promise<FastifyInst
   await app.register(rateLimit, { global: false });
   await app.register(sse, { heartbeatInterval: limits.heartbeatMs });
 
-  const backend = await Backend.open(options.nc, options.settings, {
+  // The live configuration wins over the starting one, and follows every change.
+  let live: LiveConfig;
+  try {
+    live = await LiveConfig.open(options.nc, options.settings, options.log);
+  } catch (error) {
+    if (error instanceof ParleyError) throw error;
+    throw new ParleyError('PARLEY_ERR_NATS_SETUP', [
+      'the gateway',
+      `${(error as Error).message}: start a worker first (it creates Parley's streams and buckets)`,
+    ]);
+  }
+  await live.watch();
+  const backend = await Backend.open(options.nc, live.current.settings, {
     log: options.log.child({ part: 'gateway' }),
     outcomeMs: limits.outcomeMs,
+  });
+  live.onChange((version) => {
+    backend.settings = version.settings;
   });
   const context: GatewayContext = {
     backend,
     auth: new Authenticator(options.credentials),
-    presence: new Presence(backend, limits.presenceGraceMs, options.log),
+    presence: new Presence(
+      backend,
+      limits.presenceGraceMs,
+      options.log,
+      await new Kvm(options.nc).open(BUCKETS.connections).catch(() => undefined),
+    ),
     limits,
   };
 
@@ -113,7 +148,13 @@ export async function buildGateway(options: GatewayOptions): Promise<FastifyInst
 
   await app.register(visitorRoutes(context), { prefix: '/v1' });
   await app.register(agentRoutes(context), { prefix: '/v1' });
-  app.addHook('onClose', async () => context.presence.close());
+  await app.register(adminRoutes(context, live), { prefix: '/v1' });
+  app.addHook('onClose', async () => {
+    context.presence.close();
+    live.close();
+    // Requests whose client went away may still be sending: let them end before NATS goes.
+    await backend.settled(limits.outcomeMs + 5_000);
+  });
   return app;
 }
 

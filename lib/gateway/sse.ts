@@ -39,37 +39,52 @@ export async function streamEvents(
   backend: Backend,
   options: StreamOptions,
 ): Promise<void> {
-  const after = lastEventId(request);
-  reply.sse.keepAlive();
-  reply.sse.sendHeaders();
-  // The head is read once the events are followed (nothing falls between the two) and is sent
-  // before them.
-  let opened: () => void = () => undefined;
-  let sending = new Promise<void>((resolve) => {
-    opened = resolve;
-  });
-  const send = (message: { id?: string; event: string; data: unknown }) => {
-    sending = sending.then(() => reply.sse.send(message)).catch(() => undefined);
-  };
-  const from = options.replayFrom ?? after;
-  const stop = await backend.follow(options.filter, from, (e) => {
-    if (e.seq <= after) return;
-    const data = options.project(e);
-    if (data) send({ id: String(e.seq), event: e.event.type, data });
-  });
-  try {
-    const head = await options.first?.();
-    if (head) await reply.sse.send(head);
-  } finally {
-    opened();
-  }
   let closed = false;
+  let stop: (() => void) | undefined;
   const close = () => {
     if (closed) return;
     closed = true;
-    stop();
+    stop?.();
     options.onClose?.();
   };
+  try {
+    const after = lastEventId(request);
+    // Events are projected and sent in stream order, and only once the head is out: the head
+    // may prepare the projection (the conversations an agent holds), and is sent before them.
+    let opened: () => void = () => undefined;
+    let sending = new Promise<void>((resolve) => {
+      opened = resolve;
+    });
+    const from = options.replayFrom ?? after;
+    stop = await backend.follow(options.filter, from, (e) => {
+      sending = sending
+        .then(async () => {
+          // Projected even when not sent: a projection replayed from the start stays exact
+          // (the unread count) however far the client had read.
+          const data = options.project(e);
+          if (!data || e.seq <= after || closed) return;
+          const event = typeof data.type === 'string' ? data.type : e.event.type;
+          await reply.sse.send({ id: String(e.seq), event, data });
+        })
+        .catch((error) => request.log.warn({ err: error, seq: e.seq }, 'event not sent'));
+    });
+    // The headers go once the events are followed: a client that saw the stream open misses
+    // nothing that happens after.
+    reply.sse.keepAlive();
+    reply.sse.sendHeaders();
+    try {
+      const head = await options.first?.();
+      if (head) await reply.sse.send(head);
+    } finally {
+      opened();
+    }
+  } catch (error) {
+    close();
+    if (!reply.raw.headersSent) throw error;
+    request.log.warn({ err: error }, 'event stream failed');
+    reply.sse.close();
+    return;
+  }
   reply.sse.onClose(close);
   if (!reply.sse.isConnected) close();
 }

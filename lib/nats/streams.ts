@@ -27,6 +27,9 @@ export const STREAMS = {
 
 export const SUBJECT_ROOTS = { commands: 'parley.cmd', events: 'parley.evt' } as const;
 
+/** Set on the last event of each unit of work: a reader waiting for an outcome has all of it. */
+export const UNIT_END_HEADER = 'Parley-Unit-End';
+
 /** The token that puts agents beside groups in subjects; group ids cannot start with `_`. */
 export const AGENT_TOKEN = '_agent';
 
@@ -50,6 +53,11 @@ export const BUCKETS = {
    * conversation they started (written when the id is claimed), `email.<visitor>` for notifications.
    */
   visitorData: 'parley-visitor-data',
+  /**
+   * Gateways' open event streams, `agent.<agent>.<gateway>` and
+   * `visitor.<visitor>.<conversation>.<gateway>`, heartbeated: presence across gateways.
+   */
+  connections: 'parley-connections',
 } as const;
 
 export type BucketName = (typeof BUCKETS)[keyof typeof BUCKETS];
@@ -61,6 +69,8 @@ export const DEFAULTS = {
   duplicateWindowMs: 2 * 60 * 1000,
   leaseTtlMs: 5_000,
   workerTtlMs: 5_000,
+  /** Three heartbeats of a gateway's open streams (lib/gateway/presence.ts). */
+  connectionTtlMs: 60_000,
 } as const;
 
 // ─── Ids and subjects ──────────────────────────────────────────────────────────────────────
@@ -289,6 +299,12 @@ export async function ensureStreams(
       description: "Parley visitors' conversations and contact",
       history: 1,
       ttlMs: 0,
+    },
+    {
+      bucket: BUCKETS.connections,
+      description: "Parley gateways' open event streams",
+      history: 1,
+      ttlMs: DEFAULTS.connectionTtlMs,
     },
   ];
   const kvm = new Kvm(nc);

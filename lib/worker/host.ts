@@ -12,7 +12,7 @@ import {
   type JsMsg,
 } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
-import { headers, nanos } from '@nats-io/transport-node';
+import { headers, type NatsConnection, nanos } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import {
   type ConversationJSON,
@@ -24,12 +24,14 @@ import type { Command, DomainEvent } from '../../actors/events.ts';
 import type { RoutingGroupContext } from '../../actors/routing-group.ts';
 import type { Settings } from '../../actors/settings.ts';
 import { parseCommand } from '../commands.ts';
+import { connectionOf, type Publication, Publisher } from '../nats/publisher.ts';
 import {
   commandSubject,
   eventSubject,
   groupCommandFilter,
   parseCommandSubject,
   STREAMS,
+  UNIT_END_HEADER,
 } from '../nats/streams.ts';
 import { readBatches } from './batches.ts';
 import type { Lock } from './lock.ts';
@@ -50,12 +52,16 @@ export interface StoredConversation {
   readonly group: string;
   /** Null while the conversation is claimed by its group and not yet checkpointed. */
   readonly record: ConversationJSON | null;
+  /** Whose claim it is, while `record` is null. */
+  readonly visitor?: string;
 }
 
 export interface HostDeps {
   readonly js: JetStreamClient;
   readonly jsm: JetStreamManager;
   readonly conversations: KV;
+  /** Where a visitor's conversations are listed (`conv.<visitor>.<conversation>`). */
+  readonly visitorData?: KV;
   readonly groups: KV;
   readonly world: KvWorld;
   readonly settings: Settings;
@@ -76,6 +82,7 @@ export interface HostDeps {
 }
 
 const ADMIT = 'Parley-Admit';
+const UNIT_END = { [UNIT_END_HEADER]: '1' } as const;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const json = (value: unknown) => encoder.encode(JSON.stringify(value));
@@ -133,6 +140,9 @@ export class GroupHost {
   /** When each conversation in memory last changed. */
   readonly #lastActive = new Map<string, number>();
   readonly #idleMs: number;
+  /** The connection whose publisher stores a unit's events and forwards in one call. */
+  readonly #connection: NatsConnection;
+  readonly #publishTimeoutMs: number;
 
   private constructor(deps: HostDeps, group: string) {
     this.#deps = deps;
@@ -141,6 +151,8 @@ export class GroupHost {
     this.#engine = this.#newEngine();
     this.#checkpointMs = deps.checkpointMs ?? 1_000;
     this.#idleMs = deps.idleMs ?? 60_000;
+    this.#connection = connectionOf(deps.js);
+    this.#publishTimeoutMs = deps.js.getOptions().timeout ?? 5_000;
   }
 
   /** Takes the group over: loads its state, fences the previous owner, and starts consuming. */
@@ -174,6 +186,36 @@ export class GroupHost {
           }
         }
         this.#merge(this.#engine.agentChanged(agent, wentOffline, at), id, outcome);
+        return outcome;
+      });
+      await this.#checkpointSoon();
+      this.#armTimer();
+    });
+  }
+
+  /**
+   * The live configuration changed (`deps.settings` reads it): the engine is rebuilt on it with
+   * the conversations and the waiting list it holds, then hands out what the change allows (more
+   * slots, say). Between two units of work, so no command sees half of each configuration.
+   */
+  reconfigure(): Promise<void> {
+    return this.#serial(async () => {
+      const old = this.#engine;
+      const records = old
+        .conversationIds()
+        .map((id) => old.record(id))
+        .filter((r) => r !== undefined);
+      const engine = this.#newEngine();
+      engine.hydrate(this.group, old.group(this.group), records);
+      this.#engine = engine;
+      const at = Date.now();
+      await this.#unit(async () => {
+        const outcome: Outcome = { events: [], handovers: [], forwards: [], touched: new Set() };
+        this.#merge(
+          this.#engine.agentChanged('', false, at),
+          `config:${this.group}:${++this.#pokes}:${at}`,
+          outcome,
+        );
         return outcome;
       });
       await this.#checkpointSoon();
@@ -303,7 +345,8 @@ export class GroupHost {
     // Time is the server's stamp on the command: the same when the batch is applied again.
     const at = Number(msg.timestampNanos / 1_000_000n);
     const address = parseCommandSubject(msg.subject);
-    if (msg.headers?.get(ADMIT)) {
+    // An admit is an empty message (docs/integration.md): only those need their headers parsed.
+    if (msg.data.length === 0 && msg.headers?.get(ADMIT)) {
       return { kind: 'admit', msg, conversation: msg.headers.get(ADMIT), at };
     }
     try {
@@ -343,7 +386,7 @@ export class GroupHost {
         const where = moved
           ? moved.group
           : cmd.type === 'StartConversation'
-            ? await this.#claim(cmd.conversation)
+            ? await this.#claim(cmd.conversation, cmd.visitor)
             : await this.#whereIs(cmd.conversation);
         if (where && where !== this.group) {
           outcome.forwards.push({
@@ -364,21 +407,28 @@ export class GroupHost {
    * Claims a new conversation id for this group in KV before it is started, so that an id is
    * taken once for good, whichever group sees it first. Returns the group that holds it.
    */
-  async #claim(conversation: string): Promise<string> {
+  async #claim(conversation: string, visitor: string): Promise<string> {
     const kv = this.#deps.conversations;
     try {
-      const rev = await kv.create(conversation, json({ group: this.group, record: null }));
+      const rev = await kv.create(conversation, json({ group: this.group, record: null, visitor }));
       this.#revisions.set(conversation, rev);
+      await this.#listForVisitor(visitor, conversation);
       return this.group;
     } catch {
       const entry = await kv.get(conversation);
       if (entry?.operation !== 'PUT') throw new Error(`cannot claim conversation ${conversation}`);
       const stored = parse<StoredConversation>(entry.value);
-      if (stored.group === this.group && stored.record === null) {
+      if (stored.group === this.group && stored.record === null && stored.visitor === visitor) {
         this.#revisions.set(conversation, entry.revision); // our own claim, before a crash
+        await this.#listForVisitor(visitor, conversation);
       }
       return stored.group;
     }
+  }
+
+  /** Lists a claimed conversation under its visitor: what the gateway shows them, and checks. */
+  async #listForVisitor(visitor: string, conversation: string): Promise<void> {
+    await this.#deps.visitorData?.put(`conv.${visitor}.${conversation}`, String(Date.now()));
   }
 
   async #whereIs(conversation: string): Promise<string | undefined> {
@@ -564,19 +614,30 @@ export class GroupHost {
     }
   }
 
+  /** Resolves once JetStream has stored (or found already stored) every event and forward. */
   async #publishEvents(outcome: Outcome): Promise<void> {
-    const { js } = this.#deps;
-    const acks: Promise<unknown>[] = [];
-    for (const { event, id } of outcome.events) {
+    const publications: Publication[] = [];
+    const unitOf = (id: string) => id.slice(0, id.lastIndexOf(':'));
+    outcome.events.forEach(({ event, id }, i) => {
       const conversation =
         'conversation' in event && event.conversation ? event.conversation : '_none';
       const group = ('group' in event && event.group) || this.group;
-      acks.push(
-        js.publish(eventSubject(group, conversation, event.type), json(event), { msgID: id }),
-      );
+      // The last event of a unit of work says so: a reader waiting for a command's outcome
+      // (the gateway) knows it has all of it.
+      const next = outcome.events[i + 1];
+      const last = next === undefined || unitOf(next.id) !== unitOf(id);
+      publications.push({
+        subject: eventSubject(group, conversation, event.type),
+        data: json(event),
+        msgID: id,
+        ...(last ? { headers: UNIT_END } : {}),
+      });
+    });
+    for (const f of outcome.forwards) {
+      publications.push({ subject: f.subject, data: f.data, msgID: f.id });
     }
-    for (const f of outcome.forwards) acks.push(js.publish(f.subject, f.data, { msgID: f.id }));
-    await Promise.all(acks);
+    // One inbox and one timer for them all, not a request each: the cost of a core publish apiece.
+    await Publisher.of(this.#connection).publishAll(publications, this.#publishTimeoutMs);
   }
 
   // Timers ----------------------------------------------------------------------------------------

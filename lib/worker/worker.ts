@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { Settings } from '../../actors/settings.ts';
 import { connectNats } from '../nats/connection.ts';
 import { Leases } from '../nats/leases.ts';
+import { LiveConfig } from '../nats/live-config.ts';
 import { fairShare, Members } from '../nats/members.ts';
 import { AGENT_TOKEN, BUCKETS, DEFAULTS, ensureStreams } from '../nats/streams.ts';
 import { AgentHost } from './agents.ts';
@@ -20,6 +21,7 @@ import { KvWorld } from './world.ts';
 export interface WorkerOptions {
   /** NATS server URL(s). */
   readonly url: string | string[];
+  /** The starting configuration: it seeds the live configuration when none is stored yet. */
   readonly settings: Settings;
   readonly log: Logger;
   /** A KV-safe id; a random one by default. */
@@ -50,6 +52,8 @@ export class Worker {
   /** The live-inspection subscription of each hosted routing group. */
   readonly #inspections = new Map<string, InspectionServer>();
   readonly #lock = createLock();
+  readonly #live: LiveConfig;
+  #settings: Settings;
   #timer: NodeJS.Timeout | undefined;
   #rebalancing: Promise<void> = Promise.resolve();
   #stopped = false;
@@ -61,6 +65,7 @@ export class Worker {
     leases: Leases,
     members: Members,
     world: KvWorld,
+    live: LiveConfig,
   ) {
     this.#options = options;
     this.id = id;
@@ -69,6 +74,31 @@ export class Worker {
     this.#leases = leases;
     this.#members = members;
     this.#world = world;
+    this.#live = live;
+    this.#settings = live.current.settings;
+  }
+
+  /** The configuration in force: the live one, which changes without a restart. */
+  get settings(): Settings {
+    return this.#settings;
+  }
+
+  /** A new live configuration: agents' slots, groups added (taken) or removed (let go), rules. */
+  async #reconfigure(settings: Settings, revision: number): Promise<void> {
+    if (this.#stopped) return;
+    this.#settings = settings;
+    try {
+      await this.#world.reconfigure(settings);
+      for (const [group, hosted] of this.#hosted) {
+        if (hosted.kind === 'group' && settings.groups.some((g) => g.id === group)) {
+          await hosted.host.reconfigure();
+        }
+      }
+      this.#log.info({ revision }, 'configuration applied');
+    } catch (error) {
+      this.#log.error({ err: error, revision }, 'configuration not applied');
+    }
+    await this.rebalance();
   }
 
   /** Connects, creates or upgrades the streams and buckets, joins, and starts taking groups. */
@@ -88,7 +118,9 @@ export class Worker {
       kvm.open(BUCKETS.groups),
       kvm.open(BUCKETS.visitors),
     ]);
-    const world = await KvWorld.open({ agents, groups, visitors }, options.settings, { log });
+    const live = await LiveConfig.open(nc, options.settings, log);
+    await live.watch();
+    const world = await KvWorld.open({ agents, groups, visitors }, live.current.settings, { log });
     let worker: Worker | undefined;
     const leases = await Leases.open(nc, {
       worker: id,
@@ -99,8 +131,9 @@ export class Worker {
       },
     });
     const members = await Members.open(nc, { worker: id, ttlMs: leaseMs, log });
-    worker = new Worker(options, id, nc, leases, members, world);
+    worker = new Worker(options, id, nc, leases, members, world, live);
     const self = worker;
+    live.onChange((version) => void self.#reconfigure(version.settings, version.revision));
     world.onAgent = (agent, before, after) => self.#agentChanged(agent, before?.value, after.value);
     await members.join();
     leases.start();
@@ -135,7 +168,7 @@ export class Worker {
     if (this.#stopped) return;
     const live = (await this.#members.members()).map((m) => m.worker);
     if (!live.includes(this.id)) live.push(this.id);
-    const all = [...this.#options.settings.groups.map((g) => g.id), AGENT_TOKEN];
+    const all = [...this.#settings.groups.map((g) => g.id), AGENT_TOKEN];
     const mine = new Set(fairShare(all, live, this.id));
     for (const group of this.#hosted.keys()) {
       if (!mine.has(group)) await this.#let(group, 'rebalanced');
@@ -159,6 +192,8 @@ export class Worker {
       const kvm = new Kvm(nc);
       const groups = await kvm.open(BUCKETS.groups);
       const holds = (g: string) => this.#leases.holds(g);
+      // Read at each use: the live configuration may change while the group is hosted.
+      const current = () => this.#settings;
       const lock = this.#lock;
       if (group === AGENT_TOKEN) {
         const host = await AgentHost.start({
@@ -166,7 +201,9 @@ export class Worker {
           jsm,
           groups,
           world: this.#world,
-          settings: this.#options.settings,
+          get settings() {
+            return current();
+          },
           log: this.#log,
           holds,
           lock,
@@ -174,14 +211,18 @@ export class Worker {
         this.#hosted.set(group, { kind: 'agents', host });
       } else {
         const conversations = await kvm.open(BUCKETS.conversations);
+        const visitorData = await kvm.open(BUCKETS.visitorData);
         const host = await GroupHost.start(
           {
             js,
             jsm,
             conversations,
+            visitorData,
             groups,
             world: this.#world,
-            settings: this.#options.settings,
+            get settings() {
+              return current();
+            },
             worker: this.id,
             log: this.#log,
             holds,
@@ -202,7 +243,9 @@ export class Worker {
           worker: this.id,
           engine: () => host.engine,
           world: this.#world,
-          settings: this.#options.settings,
+          get settings() {
+            return current();
+          },
           conversations,
           groups,
           lock,
@@ -259,6 +302,7 @@ export class Worker {
     await this.#members.leave().catch(() => undefined);
     await this.#leases.close().catch(() => undefined);
     this.#world.close();
+    this.#live.close();
     await this.nc.drain().catch(() => undefined);
     this.#log.info('worker stopped');
   }

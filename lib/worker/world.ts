@@ -58,7 +58,7 @@ export type AgentChange = (
 
 export class KvWorld implements World {
   readonly #kv: KvWorldBuckets;
-  readonly #agentSettings: Map<string, AgentSettings>;
+  #agentSettings: Map<string, AgentSettings>;
   readonly #agents = new Map<string, Cached<AgentSnapshot>>();
   readonly #seats = new Map<string, Cached<readonly string[]>>();
   readonly #blocked = new Map<string, Cached<boolean>>();
@@ -88,6 +88,32 @@ export class KvWorld implements World {
     }
     await world.#watch();
     return world;
+  }
+
+  /**
+   * Takes a new configuration: agents' slots as configured now, agents and groups added since
+   * (their state read from KV). Agents removed keep their cached state for conversations they hold.
+   */
+  async reconfigure(settings: {
+    agents: readonly AgentSettings[];
+    groups: readonly { id: string }[];
+  }): Promise<void> {
+    this.#agentSettings = new Map(settings.agents.map((a) => [a.id, a]));
+    for (const a of settings.agents) {
+      const cached = this.#agents.get(a.id);
+      if (!cached) {
+        this.#cacheAgent(a.id, await this.#kv.agents.get(a.id));
+        continue;
+      }
+      if (cached.value.context.slots === a.slots) continue;
+      cached.value = agentMachine.resolveState({
+        value: cached.value.value as never,
+        context: { ...cached.value.context, slots: a.slots },
+      });
+    }
+    for (const g of settings.groups) {
+      if (!this.#seats.has(g.id)) this.#cacheSeats(g.id, await this.#kv.groups.get(seatKey(g.id)));
+    }
   }
 
   set onAgent(fn: AgentChange | undefined) {

@@ -14,6 +14,8 @@ import type { ConversationInspection } from '../../inspect.ts';
 import { SUBJECT_ROOTS } from '../../nats/streams.ts';
 import { throwIfRefused } from '../backend.ts';
 import {
+  Accepted,
+  accepted,
   ClientMessageId,
   checkAttachments,
   DEFAULT_ATTACHMENT_LIMITS,
@@ -24,11 +26,20 @@ import {
   TokenQuery,
 } from '../schemas.ts';
 import type { GatewayContext } from '../server.ts';
-import { streamEvents } from '../sse.ts';
+import { lastEventId, streamEvents } from '../sse.ts';
 import { AgentProjection, agentView } from '../views.ts';
 
 const closed = { additionalProperties: false } as const;
 const tags = ['agent'];
+
+/** The events by which an agent comes to hold a conversation or stops holding it. */
+const HOLDING_EVENTS = [
+  'ConversationAssigned',
+  'ConversationSnoozed',
+  'ConversationReturned',
+  'ConversationTransferred',
+  'ConversationClosed',
+] as const;
 
 const TagList = Type.Array(Type.String({ minLength: 1, maxLength: 64, pattern: '\\S' }), {
   maxItems: 20,
@@ -47,7 +58,7 @@ const ReplyBody = Type.Object(
 );
 
 const View = Open({ id: Type.String(), state: Type.String() }, 'A conversation as agents see it.');
-const Acted = responses({ 200: View }, [403, 404, 409, 422]);
+const Acted = responses({ 200: View, 202: Accepted }, [403, 404, 409, 422]);
 
 export function agentRoutes(ctx: GatewayContext) {
   const { backend, auth } = ctx;
@@ -82,6 +93,37 @@ export function agentRoutes(ctx: GatewayContext) {
       return live;
     };
     const commandId = () => `a-${randomBytes(12).toString('base64url')}`;
+    /**
+     * The conversations `agent` held right after stream sequence `after`, from those held now
+     * (`now`, read first) and the events since that give or take one: for each conversation,
+     * the first such event says whether it was held before it (taken away) or not (given).
+     */
+    const heldAfter = async (
+      agent: string,
+      now: readonly string[],
+      after: number,
+    ): Promise<string[]> => {
+      const changes = await Promise.all(
+        HOLDING_EVENTS.map((type) =>
+          backend.events(`${SUBJECT_ROOTS.events}.*.*.${type}`, after, 100_000),
+        ),
+      );
+      const heldThen = new Map<string, boolean>();
+      for (const { event: e } of changes.flat().sort((a, b) => a.seq - b.seq)) {
+        const c = 'conversation' in e ? e.conversation : null;
+        if (c === null || heldThen.has(c)) continue;
+        const taken =
+          (e.type === 'ConversationSnoozed' && e.agent === agent) ||
+          (e.type === 'ConversationReturned' && e.agent === agent) ||
+          (e.type === 'ConversationTransferred' && e.from === agent) ||
+          (e.type === 'ConversationClosed' && e.agent === agent);
+        if (taken) heldThen.set(c, true);
+        else if (e.type === 'ConversationAssigned' && e.agent === agent) heldThen.set(c, false);
+      }
+      const held = new Set(now.filter((id) => heldThen.get(id) !== false));
+      for (const [id, was] of heldThen) if (was) held.add(id);
+      return [...held];
+    };
     const current = async (id: string) => agentView(await backend.live(id));
 
     app.put(
@@ -91,10 +133,13 @@ export function agentRoutes(ctx: GatewayContext) {
           tags,
           summary: 'Set your presence: online, away or offline',
           body: Type.Object({ presence: PresenceSchema }, closed),
-          response: responses({ 200: Open({ presence: Type.String() }, 'Presence.') }),
+          response: responses({
+            200: Open({ presence: Type.String() }, 'Presence.'),
+            202: Accepted,
+          }),
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const agent = agentOf(request);
         const result = await backend.send({
           type: 'SetAgentPresence',
@@ -103,7 +148,8 @@ export function agentRoutes(ctx: GatewayContext) {
           presence: request.body.presence,
         });
         throwIfRefused(result);
-        return { presence: request.body.presence, applied: result.applied };
+        if (!result.applied) return accepted(reply, result.id);
+        return { presence: request.body.presence };
       },
     );
 
@@ -120,7 +166,10 @@ export function agentRoutes(ctx: GatewayContext) {
       },
       async (request, reply) => {
         const agent = agentOf(request);
-        const resuming = request.headers['last-event-id'] !== undefined;
+        // Checked before the connection counts for presence (an invalid one gets 400). An empty
+        // Last-Event-ID is no resumption: it would replay every event ever stored.
+        const after = lastEventId(request);
+        const resuming = after > 0;
         const projection = new AgentProjection(agent.id);
         const gone = ctx.presence.agentConnected(agent.id);
         await streamEvents(request, reply, backend, {
@@ -130,7 +179,9 @@ export function agentRoutes(ctx: GatewayContext) {
           first: async () => {
             const record = await backend.agent(agent.id);
             const ids = record?.conversations ?? [];
-            for (const id of ids) projection.hold(id);
+            // Resumed, the events replayed start after Last-Event-ID: what the agent held then.
+            const held = resuming ? await heldAfter(agent.id, ids, after) : ids;
+            for (const id of held) projection.hold(id);
             if (resuming) return undefined;
             const conversations = await Promise.all(
               ids.map((id) =>
@@ -270,7 +321,7 @@ export function agentRoutes(ctx: GatewayContext) {
           response: Acted,
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const agent = agentOf(request);
         const { id } = request.params;
         await reachable(agent, id);
@@ -297,6 +348,7 @@ export function agentRoutes(ctx: GatewayContext) {
           ...(ms !== undefined ? { durationMs: ms } : {}),
         });
         throwIfRefused(result);
+        if (!result.applied) return accepted(reply, result.id);
         return current(id);
       },
     );
@@ -312,7 +364,7 @@ export function agentRoutes(ctx: GatewayContext) {
           response: Acted,
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const agent = agentOf(request);
         const { id } = request.params;
         await reachable(agent, id);
@@ -324,6 +376,7 @@ export function agentRoutes(ctx: GatewayContext) {
           to: request.body.to,
         });
         throwIfRefused(result);
+        if (!result.applied) return accepted(reply, result.id);
         return current(id);
       },
     );
@@ -339,7 +392,7 @@ export function agentRoutes(ctx: GatewayContext) {
           response: Acted,
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const agent = agentOf(request);
         const { id } = request.params;
         await reachable(agent, id);
@@ -351,6 +404,7 @@ export function agentRoutes(ctx: GatewayContext) {
           tags: request.body.tags,
         });
         throwIfRefused(result);
+        if (!result.applied) return accepted(reply, result.id);
         return current(id);
       },
     );
@@ -366,7 +420,7 @@ export function agentRoutes(ctx: GatewayContext) {
           response: Acted,
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const agent = agentOf(request);
         const { id } = request.params;
         await reachable(agent, id);
@@ -378,6 +432,7 @@ export function agentRoutes(ctx: GatewayContext) {
           ...(request.body.tags ? { tags: request.body.tags } : {}),
         });
         throwIfRefused(result);
+        if (!result.applied) return accepted(reply, result.id);
         return current(id);
       },
     );
@@ -393,7 +448,7 @@ export function agentRoutes(ctx: GatewayContext) {
           response: Acted,
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const agent = agentOf(request);
         const { id } = request.params;
         await reachable(agent, id);
@@ -405,6 +460,7 @@ export function agentRoutes(ctx: GatewayContext) {
           ...(request.body.reason ? { reason: request.body.reason } : {}),
         });
         throwIfRefused(result);
+        if (!result.applied) return accepted(reply, result.id);
         return current(id);
       },
     );

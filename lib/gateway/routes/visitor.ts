@@ -4,13 +4,15 @@
 import { randomBytes } from 'node:crypto';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { matchRule, showsChatButton } from '../../../actors/routing.ts';
 import { typicalReplyMs } from '../../../actors/routing-group.ts';
 import { ParleyError } from '../../errors.ts';
 import { SUBJECT_ROOTS } from '../../nats/streams.ts';
 import { throwIfRefused } from '../backend.ts';
 import {
+  Accepted,
+  accepted,
   checkAttachments,
   DEFAULT_ATTACHMENT_LIMITS,
   derivedId,
@@ -82,18 +84,12 @@ export function visitorRoutes(ctx: GatewayContext) {
           details: { retryAfterSeconds: Math.ceil(c.ttl / 1000) },
         }),
     });
-    const perVisitor = app.rateLimit({
-      max: limits.perVisitorPerMinute,
-      timeWindow: 60_000,
-      keyGenerator: (r) => {
-        const header = r.headers.authorization ?? '';
-        const visitor = auth.visitorOf(header.replace(/^Bearer /, ''));
-        return visitor ? `visitor:${visitor}` : `anonymous:${r.ip}`;
-      },
-      errorResponseBuilder: (_r, c) =>
-        new ParleyError('PARLEY_ERR_RATE_LIMITED', [`retry in ${c.after}`], {
-          details: { retryAfterSeconds: Math.ceil(c.ttl / 1000) },
-        }),
+    // @fastify/rate-limit runs one limiter per request: the per-visitor one is this counter.
+    const perVisitor = visitorLimiter(limits.perVisitorPerMinute, (r) => {
+      const header = r.headers.authorization ?? '';
+      const query = (r.query as { token?: unknown } | undefined)?.token;
+      const token = header.startsWith('Bearer ') ? header.slice(7) : query;
+      return typeof token === 'string' ? auth.visitorOf(token) : undefined;
     });
     const limited = { onRequest: [perIp, perVisitor] };
 
@@ -119,6 +115,7 @@ export function visitorRoutes(ctx: GatewayContext) {
         schema: {
           tags,
           summary: 'Identify: a new anonymous visitor id and the token that proves it',
+          security: [],
           response: responses({
             201: Open({ visitor: Type.String(), token: Type.String() }, 'A new visitor.'),
           }),
@@ -157,6 +154,7 @@ export function visitorRoutes(ctx: GatewayContext) {
           tags,
           summary:
             "The widget's settings for a page: chat button, automatic message, typical reply time, agents online",
+          security: [],
           querystring: Type.Object(
             { url: Type.String({ minLength: 1, maxLength: 2048 }) },
             { additionalProperties: Type.String({ maxLength: 256 }) },
@@ -216,10 +214,7 @@ export function visitorRoutes(ctx: GatewayContext) {
           tags,
           summary: 'Start a conversation (also when no agent is online)',
           body: StartBody,
-          response: responses(
-            { 201: View, 202: Open({}, 'Stored, not applied yet.') },
-            [403, 404, 409],
-          ),
+          response: responses({ 201: View, 202: Accepted }, [403, 404, 409]),
         },
       },
       async (request, reply) => {
@@ -231,8 +226,6 @@ export function visitorRoutes(ctx: GatewayContext) {
         }
         if (message) checkAttachments(message.attachments, DEFAULT_ATTACHMENT_LIMITS);
         const conversation = request.body.id ?? `c-${randomBytes(12).toString('base64url')}`;
-        // Noted first: the visitor may read it as soon as it exists.
-        await backend.noteStarted(visitor, conversation);
         const result = await backend.send({
           type: 'StartConversation',
           id: derivedId('start', visitor, conversation),
@@ -351,10 +344,7 @@ export function visitorRoutes(ctx: GatewayContext) {
           summary: 'Write a message; a retry with the same message id never duplicates it',
           params: IdParam,
           body: MessageBody,
-          response: responses(
-            { 201: Open({}, 'The message.'), 202: Open({}, 'Stored.') },
-            [403, 404, 409],
-          ),
+          response: responses({ 201: Open({}, 'The message.'), 202: Accepted }, [403, 404, 409]),
         },
       },
       async (request, reply) => {
@@ -388,10 +378,13 @@ export function visitorRoutes(ctx: GatewayContext) {
           tags,
           summary: 'Mark the conversation read up to now',
           params: IdParam,
-          response: responses({ 200: Open({ unread: Type.Integer() }, 'Read.') }, [404]),
+          response: responses(
+            { 200: Open({ unread: Type.Integer() }, 'Read.'), 202: Accepted },
+            [404],
+          ),
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const { id } = request.params;
         const visitor = await owner(request, id);
         const result = await backend.send({
@@ -401,6 +394,7 @@ export function visitorRoutes(ctx: GatewayContext) {
           visitor,
         });
         throwIfRefused(result);
+        if (!result.applied) return accepted(reply, result.id);
         const read = result.events.find((e) => e.type === 'MessagesRead');
         return { unread: 0, readSeq: read?.type === 'MessagesRead' ? read.upToSeq : null };
       },
@@ -414,10 +408,10 @@ export function visitorRoutes(ctx: GatewayContext) {
           tags,
           summary: 'End the conversation',
           params: IdParam,
-          response: responses({ 200: View }, [404, 409]),
+          response: responses({ 200: View, 202: Accepted }, [404, 409]),
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const { id } = request.params;
         const visitor = await owner(request, id);
         const result = await backend.send({
@@ -427,6 +421,7 @@ export function visitorRoutes(ctx: GatewayContext) {
           by: { visitor },
         });
         throwIfRefused(result);
+        if (!result.applied && !result.duplicate) return accepted(reply, result.id);
         return visitorView(backend, await backend.live(id));
       },
     );
@@ -440,10 +435,10 @@ export function visitorRoutes(ctx: GatewayContext) {
           summary: 'Answer the satisfaction survey (CSAT 1–5 and/or NPS 0–10) after the close',
           params: IdParam,
           body: SurveyBody,
-          response: responses({ 200: View }, [404, 409, 422]),
+          response: responses({ 200: View, 202: Accepted }, [404, 409, 422]),
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const { id } = request.params;
         const visitor = await owner(request, id);
         const { csat, nps, comment } = request.body;
@@ -462,6 +457,7 @@ export function visitorRoutes(ctx: GatewayContext) {
           ...(comment !== undefined ? { comment } : {}),
         });
         throwIfRefused(result);
+        if (!result.applied && !result.duplicate) return accepted(reply, result.id);
         return visitorView(backend, await backend.live(id));
       },
     );
@@ -508,4 +504,35 @@ function attributesOf(query: Record<string, string>): Record<string, string> {
     attributes[key.slice('attr.'.length)] = value;
   }
   return attributes;
+}
+
+/**
+ * At most `max` requests a minute per visitor (fixed one-minute windows), as an onRequest hook;
+ * requests without a valid visitor token are left to the per-IP limit.
+ */
+function visitorLimiter(max: number, visitorOf: (r: FastifyRequest) => string | undefined) {
+  const windows = new Map<string, { start: number; count: number }>();
+  let swept = Date.now();
+  return async (request: FastifyRequest, reply: FastifyReply) => {
+    const visitor = visitorOf(request);
+    if (!visitor) return;
+    const now = Date.now();
+    if (now - swept > 60_000) {
+      for (const [k, w] of windows) if (now - w.start >= 60_000) windows.delete(k);
+      swept = now;
+    }
+    let w = windows.get(visitor);
+    if (!w || now - w.start >= 60_000) {
+      w = { start: now, count: 0 };
+      windows.set(visitor, w);
+    }
+    w.count++;
+    if (w.count > max) {
+      const seconds = Math.max(1, Math.ceil((w.start + 60_000 - now) / 1000));
+      reply.header('retry-after', String(seconds));
+      throw new ParleyError('PARLEY_ERR_RATE_LIMITED', [`retry in ${seconds} seconds`], {
+        details: { retryAfterSeconds: seconds },
+      });
+    }
+  };
 }
