@@ -6,7 +6,12 @@ import { registerConfig } from './commands/config.ts';
 import { registerDemo } from './commands/demo.ts';
 import { registerDev } from './commands/dev.ts';
 import { registerGateway } from './commands/gateway.ts';
+import { registerInspect } from './commands/inspect.ts';
 import { registerModel } from './commands/model.ts';
+import { registerSend } from './commands/send.ts';
+import { registerStatus } from './commands/status.ts';
+import { registerTop } from './commands/top.ts';
+import { registerWatch } from './commands/watch.ts';
 import { registerWorker } from './commands/worker.ts';
 
 /** The exit status of a command line commander refuses (unknown command or option…). */
@@ -23,6 +28,11 @@ function program(): Command {
     registerWorker,
     registerGateway,
     registerConfig,
+    registerStatus,
+    registerInspect,
+    registerWatch,
+    registerTop,
+    registerSend,
     registerDemo,
     registerModel,
   ]) {

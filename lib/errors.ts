@@ -128,6 +128,11 @@ export const ERRORS = {
       'Routing group %s is not in the live configuration (its groups: %s). parley config show prints it.',
     statusCode: 404,
   },
+  PARLEY_ERR_NOT_SET_UP: {
+    message:
+      'Parley is not set up on the NATS server at %s (%s): no worker has started on it yet. Start one (parley worker, or parley dev), or set NATS_URL to the server your workers use.',
+    statusCode: 503,
+  },
 } as const satisfies Record<`PARLEY_ERR_${string}`, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -2,25 +2,23 @@
 // hears of success only once a command is stored), their outcome read back from the events they
 // caused, and reads from the KV buckets and the events stream. Holds no state of its own, so any
 // number of gateways can run side by side.
-import { DeliverPolicy, type JetStreamClient, jetstream } from '@nats-io/jetstream';
+import {
+  DeliverPolicy,
+  type JetStreamClient,
+  type JetStreamManager,
+  jetstream,
+  jetstreamManager,
+} from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
-import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { Command, DomainEvent, Message, RejectionCode } from '../../actors/events.ts';
 import type { RoutingGroupContext } from '../../actors/routing-group.ts';
 import type { Settings } from '../../actors/settings.ts';
 import { type ErrorCode, isParleyError, ParleyError } from '../errors.ts';
 import { type ConversationInspection, inspectConversation } from '../inspect.ts';
 import type { Logger } from '../log.ts';
-import {
-  AGENT_TOKEN,
-  agentCommandSubject,
-  BUCKETS,
-  commandSubject,
-  STREAMS,
-  SUBJECT_ROOTS,
-  UNIT_END_HEADER,
-  validateId,
-} from '../nats/streams.ts';
+import { type Sent, sendCommand } from '../nats/command-outcome.ts';
+import { BUCKETS, bucketKeys, STREAMS, SUBJECT_ROOTS, validateId } from '../nats/streams.ts';
 import type { GroupRecord, StoredConversation } from '../worker/host.ts';
 
 /** What became of a command the gateway sent. */
@@ -109,6 +107,7 @@ interface Buckets {
 
 export class Backend {
   readonly nc: NatsConnection;
+  readonly jsm: JetStreamManager;
   readonly #js: JetStreamClient;
   readonly #kv: Buckets;
   readonly #log: Logger;
@@ -125,9 +124,11 @@ export class Backend {
     nc: NatsConnection,
     settings: Settings,
     kv: Buckets,
+    jsm: JetStreamManager,
     options: BackendOptions,
   ) {
     this.nc = nc;
+    this.jsm = jsm;
     this.#js = jetstream(nc);
     this.#kv = kv;
     this.#settings = settings;
@@ -156,7 +157,14 @@ export class Backend {
         kvm.open(BUCKETS.agents),
         kvm.open(BUCKETS.visitorData),
       ]);
-      return new Backend(nc, settings, { conversations, groups, agents, visitorData }, options);
+      const jsm = await jetstreamManager(nc);
+      return new Backend(
+        nc,
+        settings,
+        { conversations, groups, agents, visitorData },
+        jsm,
+        options,
+      );
     } catch (error) {
       throw new ParleyError('PARLEY_ERR_NATS_SETUP', ['the gateway', String(error)], {
         cause: error,
@@ -225,38 +233,20 @@ export class Backend {
   }
 
   async #send(command: Command, group: string | undefined, wait: boolean): Promise<SendResult> {
-    let subject: string;
-    let follow: string;
-    if (command.type === 'SetAgentPresence') {
-      subject = agentCommandSubject(command.agent);
-      follow = `${SUBJECT_ROOTS.events}.${AGENT_TOKEN}.${command.agent}.*`;
-    } else {
-      const to = group ?? (await this.#groupFor(command));
-      subject = commandSubject(to, command.conversation);
-      follow = `${SUBJECT_ROOTS.events}.*.${command.conversation}.*`;
-    }
-    // Subscribed before publishing: the server sees the subscription before the command.
-    const outcome = new Outcome(this.nc.subscribe(follow), `${command.id}:`);
+    const to =
+      command.type === 'SetAgentPresence' ? undefined : (group ?? (await this.#groupFor(command)));
+    let sent: Sent;
     try {
-      let duplicate: boolean;
-      try {
-        const ack = await this.#js.publish(subject, JSON.stringify(command), {
-          msgID: command.id,
-          timeout: this.#publishTimeoutMs,
-        });
-        duplicate = ack.duplicate;
-      } catch (error) {
-        this.#log.warn({ err: error, command: command.id, subject }, 'command not stored');
-        throw new ParleyError('PARLEY_ERR_NOT_STORED', [(error as Error).message], {
-          cause: error,
-        });
-      }
-      if (duplicate || !wait) return { id: command.id, duplicate, applied: false, events: [] };
-      const events = await outcome.wait(this.#outcomeMs);
-      return { id: command.id, duplicate, applied: events.length > 0, events };
-    } finally {
-      outcome.close();
+      sent = await sendCommand(this.nc, command, to, {
+        publishTimeoutMs: this.#publishTimeoutMs,
+        waitMs: wait ? this.#outcomeMs : 0,
+      });
+    } catch (error) {
+      this.#log.warn({ err: error, command: command.id }, 'command not stored');
+      throw new ParleyError('PARLEY_ERR_NOT_STORED', [(error as Error).message], { cause: error });
     }
+    const events = sent.seen.map((e) => e.event);
+    return { id: command.id, duplicate: sent.duplicate, applied: events.length > 0, events };
   }
 
   async #groupFor(command: Exclude<Command, { type: 'SetAgentPresence' }>): Promise<string> {
@@ -352,11 +342,8 @@ export class Backend {
   async visitorConversations(visitor: string): Promise<string[]> {
     validateId('visitor id', visitor);
     const prefix = `conv.${visitor}.`;
-    const ids: string[] = [];
-    for await (const key of await this.#kv.visitorData.keys(`${prefix}*`)) {
-      ids.push(key.slice(prefix.length));
-    }
-    return ids;
+    const keys = await bucketKeys(this.jsm, BUCKETS.visitorData, `${prefix}*`);
+    return keys.map((key) => key.slice(prefix.length));
   }
 
   /** Records where a visitor wants to hear of answers given while away. */
@@ -436,62 +423,5 @@ export class Backend {
       }
     })().catch((error) => this.#log.warn({ err: error }, 'event stream ended'));
     return () => void messages.close().catch(() => undefined);
-  }
-}
-
-/** Collects the events of one unit of work (ids `<command id>:<n>`) from a subscription. */
-class Outcome {
-  readonly #sub: Subscription;
-  readonly #prefix: string;
-  readonly #events: { n: number; event: DomainEvent }[] = [];
-  #done: (() => void) | undefined;
-  #ended = false;
-  #linger: NodeJS.Timeout | undefined;
-
-  constructor(sub: Subscription, prefix: string) {
-    this.#sub = sub;
-    this.#prefix = prefix;
-    void this.#read();
-  }
-
-  async #read(): Promise<void> {
-    for await (const m of this.#sub) this.#take(m);
-  }
-
-  #take(m: Msg): void {
-    const id = m.headers?.get('Nats-Msg-Id') ?? '';
-    if (!id.startsWith(this.#prefix)) return;
-    const n = Number(id.slice(this.#prefix.length));
-    if (this.#events.some((e) => e.n === n)) return;
-    this.#events.push({ n, event: m.json<DomainEvent>() });
-    // A worker marks the last event of a unit; without the mark, a short quiet ends it.
-    if (m.headers?.get(UNIT_END_HEADER)) {
-      this.#ended = true;
-      this.#done?.();
-      return;
-    }
-    clearTimeout(this.#linger);
-    this.#linger = setTimeout(() => {
-      this.#ended = true;
-      this.#done?.();
-    }, 50);
-  }
-
-  /** The events, once the unit is complete or `ms` passed (then maybe none). */
-  async wait(ms: number): Promise<DomainEvent[]> {
-    if (!this.#ended) {
-      let timer: NodeJS.Timeout | undefined;
-      await new Promise<void>((resolve) => {
-        this.#done = resolve;
-        timer = setTimeout(resolve, ms);
-      });
-      clearTimeout(timer);
-    }
-    return this.#events.sort((a, b) => a.n - b.n).map((e) => e.event);
-  }
-
-  close(): void {
-    clearTimeout(this.#linger);
-    this.#sub.unsubscribe();
   }
 }

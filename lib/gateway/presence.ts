@@ -4,8 +4,10 @@
 // open streams in the parley-connections bucket, so a stream that moved to another gateway keeps
 // its agent online; a gateway that dies stops heartbeating its entries, which then expire.
 import { randomBytes } from 'node:crypto';
+import type { JetStreamManager } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import type { Logger } from '../log.ts';
+import { BUCKETS, bucketKeys } from '../nats/streams.ts';
 import type { Backend } from './backend.ts';
 
 /** `agent.<agent>` or `visitor.<visitor>.<conversation>`: whose presence a stream makes. */
@@ -19,6 +21,7 @@ export class Presence {
   readonly #graceMs: number;
   readonly #log: Logger;
   readonly #shared: KV | undefined;
+  readonly #jsm: JetStreamManager;
   readonly #open = new Map<Who, number>();
   readonly #leaving = new Map<Who, NodeJS.Timeout>();
   readonly #instance = randomBytes(6).toString('hex');
@@ -27,6 +30,7 @@ export class Presence {
 
   constructor(backend: Backend, graceMs: number, log: Logger, shared?: KV) {
     this.#backend = backend;
+    this.#jsm = backend.jsm;
     this.#graceMs = graceMs;
     this.#log = log.child({ part: 'presence' });
     this.#shared = shared;
@@ -115,7 +119,10 @@ export class Presence {
   /** True when another gateway holds a stream for the same presence now. */
   async #elsewhere(who: Who): Promise<boolean> {
     if (!this.#shared || this.#open.has(who)) return this.#open.has(who);
-    for await (const _ of await this.#shared.keys(`${who}.*`)) return true;
+    for (const key of await bucketKeys(this.#jsm, BUCKETS.connections, `${who}.*`)) {
+      // A stream closed elsewhere leaves its key as a PURGE marker until the TTL drops it.
+      if ((await this.#shared.get(key))?.operation === 'PUT') return true;
+    }
     return false;
   }
 

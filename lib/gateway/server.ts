@@ -13,12 +13,14 @@ import type { Logger } from '../log.ts';
 import { connectNats, type NatsConnection } from '../nats/connection.ts';
 import { LiveConfig } from '../nats/live-config.ts';
 import { BUCKETS } from '../nats/streams.ts';
+import { Reporter } from '../reports/reporter.ts';
 import { Authenticator, type Credentials } from './auth.ts';
 import { Backend } from './backend.ts';
 import { Presence } from './presence.ts';
 import { frameworkErrors, installProblems } from './problem.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { agentRoutes } from './routes/agent.ts';
+import { reportRoutes } from './routes/reports.ts';
 import { visitorRoutes } from './routes/visitor.ts';
 
 export interface GatewayLimits {
@@ -149,7 +151,14 @@ export async function buildGateway(options: GatewayOptions): Promise<FastifyInst
   await app.register(visitorRoutes(context), { prefix: '/v1' });
   await app.register(agentRoutes(context), { prefix: '/v1' });
   await app.register(adminRoutes(context, live), { prefix: '/v1' });
+  // Supervisors' figures: a projection of the events stream, read from its start.
+  const reporter = await Reporter.start(options.nc, {
+    settings: () => live.current.settings,
+    log: options.log.child({ part: 'reports' }),
+  });
+  await app.register(reportRoutes(context, reporter));
   app.addHook('onClose', async () => {
+    await reporter.stop();
     context.presence.close();
     live.close();
     // Requests whose client went away may still be sending: let them end before NATS goes.

@@ -2,12 +2,13 @@
 // themselves in the parley-workers bucket by heartbeat; every worker computes the same
 // assignment from the same lists, and takes or gives up leases to match it.
 
+import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ParleyError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { BUCKETS, DEFAULTS, validateId } from './streams.ts';
+import { BUCKETS, bucketKeys, DEFAULTS, validateId } from './streams.ts';
 
 /** A worker's heartbeat entry. Times are ms since the epoch. */
 export interface WorkerRecord {
@@ -35,6 +36,7 @@ export class Members {
   readonly worker: string;
   readonly ttlMs: number;
   readonly #kv: KV;
+  readonly #jsm: JetStreamManager;
   readonly #info: Record<string, unknown> | undefined;
   readonly #log: Logger | undefined;
   readonly #now: () => number;
@@ -46,7 +48,11 @@ export class Members {
     try {
       const kv = await new Kvm(nc).open(BUCKETS.workers);
       const ttl = (await kv.status()).ttl;
-      return new Members(kv, { ...options, ttlMs: options.ttlMs ?? (ttl || DEFAULTS.workerTtlMs) });
+      const jsm = await jetstreamManager(nc);
+      return new Members(kv, jsm, {
+        ...options,
+        ttlMs: options.ttlMs ?? (ttl || DEFAULTS.workerTtlMs),
+      });
     } catch (error) {
       if (error instanceof ParleyError) throw error;
       const reason = `${error instanceof Error ? error.message : String(error)} (ensureStreams creates it)`;
@@ -56,8 +62,9 @@ export class Members {
     }
   }
 
-  constructor(kv: KV, options: MembersOptions) {
+  private constructor(kv: KV, jsm: JetStreamManager, options: MembersOptions) {
     this.#kv = kv;
+    this.#jsm = jsm;
     this.worker = validateId('worker id', options.worker);
     this.ttlMs = options.ttlMs ?? DEFAULTS.workerTtlMs;
     this.#info = options.info;
@@ -109,8 +116,8 @@ export class Members {
    * (not only those the bucket's TTL has not removed yet).
    */
   async members(): Promise<WorkerRecord[]> {
-    const keys: string[] = [];
-    for await (const key of await this.#kv.keys()) keys.push(key);
+    // Not kv.keys(): it was seen never to finish on this busy bucket, holding the rebalance up.
+    const keys = await bucketKeys(this.#jsm, BUCKETS.workers);
     const entries = await Promise.all(keys.map((key) => this.#kv.get(key)));
     const now = this.#now();
     const live: WorkerRecord[] = [];

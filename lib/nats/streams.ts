@@ -400,3 +400,21 @@ function differences(current: StreamConfig, wanted: Omit<Owned, never>): Partial
   }
   return changes;
 }
+
+/**
+ * A bucket's keys under `filter` (a key, or with `*`/`>` wildcards), from its stream's subjects:
+ * one request, where `kv.keys()` reads until no write is pending, which a bucket renewed every
+ * few hundred ms (leases, heartbeats) may never be. A deleted key is listed too (its entry reads
+ * as a DEL or PURGE) until the bucket's history or TTL drops it.
+ */
+export async function bucketKeys(
+  jsm: JetStreamManager,
+  bucket: string,
+  filter = '>',
+): Promise<string[]> {
+  const prefix = `$KV.${bucket}.`;
+  const info = await jsm.streams.info(`KV_${bucket}`, { subjects_filter: `${prefix}${filter}` });
+  return Object.keys(info.state.subjects ?? {})
+    .map((subject) => subject.slice(prefix.length))
+    .sort();
+}

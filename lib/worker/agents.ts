@@ -10,13 +10,19 @@ import {
   type JsMsg,
 } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
-import { nanos } from '@nats-io/transport-node';
+import { headers, nanos } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { Engine } from '../../actors/engine.ts';
 import type { DomainEvent } from '../../actors/events.ts';
 import type { Settings } from '../../actors/settings.ts';
 import { parseCommand } from '../commands.ts';
-import { AGENT_COMMANDS_FILTER, AGENT_TOKEN, agentEventSubject, STREAMS } from '../nats/streams.ts';
+import {
+  AGENT_COMMANDS_FILTER,
+  AGENT_TOKEN,
+  agentEventSubject,
+  STREAMS,
+  UNIT_END_HEADER,
+} from '../nats/streams.ts';
 import { readBatches } from './batches.ts';
 import type { Lock } from './lock.ts';
 import { type KvWorld, WorldConflictError } from './world.ts';
@@ -129,9 +135,18 @@ export class AgentHost {
       const last = msgs[msgs.length - 1]!;
       // Events first, then the progress that makes them final (as the group hosts do).
       await Promise.all(
-        events.map(({ event, id, agent }) => {
+        events.map(({ event, id, agent }, i) => {
           const data = encoder.encode(JSON.stringify(event));
-          return this.#deps.js.publish(agentEventSubject(agent, event.type), data, { msgID: id });
+          // The last event of a command says so, as the groups' events do.
+          const unit = id.slice(0, id.lastIndexOf(':'));
+          const next = events[i + 1];
+          const last = next === undefined || !next.id.startsWith(`${unit}:`);
+          const h = headers();
+          if (last) h.set(UNIT_END_HEADER, '1');
+          return this.#deps.js.publish(agentEventSubject(agent, event.type), data, {
+            msgID: id,
+            headers: h,
+          });
         }),
       );
       if (!this.#deps.holds(AGENT_TOKEN)) throw new Error('lease on agents lost');
