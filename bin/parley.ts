@@ -8,6 +8,7 @@ import { registerDev } from './commands/dev.ts';
 import { registerGateway } from './commands/gateway.ts';
 import { registerInspect } from './commands/inspect.ts';
 import { registerModel } from './commands/model.ts';
+import { registerReport } from './commands/report.ts';
 import { registerSend } from './commands/send.ts';
 import { registerStatus } from './commands/status.ts';
 import { registerTop } from './commands/top.ts';
@@ -33,6 +34,7 @@ function program(): Command {
     registerWatch,
     registerTop,
     registerSend,
+    registerReport,
     registerDemo,
     registerModel,
   ]) {

@@ -6,10 +6,9 @@ import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { COMMAND_LIMITS, TOKEN_PATTERN } from '../../commands.ts';
 import { ID_PATTERN } from '../../config.ts';
-import { ParleyError } from '../../errors.ts';
 import { ReportMetrics } from '../../reports/metrics.ts';
-import { startOfLocalDate } from '../../reports/projection.ts';
 import type { ReportSource } from '../../reports/reporter.ts';
+import { invalid, parseReportTime } from '../../reports/time.ts';
 import { Open, responses } from '../schemas.ts';
 import type { GatewayContext } from '../server.ts';
 
@@ -92,27 +91,6 @@ export interface ReportRoutesOptions {
   readonly now?: () => number;
 }
 
-function invalid(field: string, message: string): never {
-  throw new ParleyError('PARLEY_ERR_VALIDATION', [`${field}: ${message}`], {
-    details: { errors: [{ field, message }] },
-  });
-}
-
-/** A time of the query as ms since the epoch; throws PARLEY_ERR_VALIDATION naming the field. */
-function parseTime(field: string, value: string, timeZone: string): number {
-  const date = value.slice(0, 10);
-  const at = /^\d+$/.test(value)
-    ? Number(value)
-    : value.length === 10
-      ? startOfLocalDate(date, timeZone)
-      : // Date.parse takes 2026-02-30 for 2 March: the date must exist on its own.
-        Number.isNaN(startOfLocalDate(date, 'UTC'))
-        ? Number.NaN
-        : Date.parse(value);
-  if (!Number.isSafeInteger(at)) invalid(field, `${JSON.stringify(value)} is not a valid time`);
-  return at;
-}
-
 /** Registers GET /v1/reports/live, GET /v1/reports/period and GET /metrics (no prefix). */
 export function reportRoutes(
   ctx: Pick<GatewayContext, 'auth'>,
@@ -156,8 +134,9 @@ export function reportRoutes(
       },
       async (request) => {
         const q = request.query as Static<typeof PeriodQuerySchema>;
-        const from = parseTime('query.from', q.from, reporter.timeZone);
-        const to = q.to === undefined ? now() : parseTime('query.to', q.to, reporter.timeZone);
+        const from = parseReportTime('query.from', q.from, reporter.timeZone);
+        const to =
+          q.to === undefined ? now() : parseReportTime('query.to', q.to, reporter.timeZone);
         if (to <= from) invalid('query.to', 'must be after from');
         const pageSize = q.pageSize === undefined ? undefined : Number(q.pageSize);
         if (pageSize !== undefined && pageSize > MAX_PAGE_SIZE) {
