@@ -19,6 +19,7 @@ import {
   type DomainEvent,
   REJECTION_REASONS,
   type RejectionCode,
+  type SendMessage,
   type StartConversation,
   type Transfer,
 } from './events.ts';
@@ -239,7 +240,7 @@ export class Engine {
       return void out.push(this.#rejection(cmd, now, 'visitor-blocked'));
     }
     const message = cmd.message
-      ? { ...cmd.message, id: messageIdOf(cmd.id, cmd.message) }
+      ? stamped(cmd.message, { id: messageIdOf(cmd.id, cmd.message) })
       : undefined;
     const [snapshot, actions] = initialTransition(this.#machine, {
       id: cmd.conversation,
@@ -298,16 +299,29 @@ export class Engine {
       case 'SendMessage': {
         const messageId = messageIdOf(cmd.id, cmd.message);
         if (rec.recentMessages.includes(messageId)) return 'duplicate-message';
-        return { ...cmd, at, messageId, visitorBlocked: this.#world.isBlocked(ctx.visitor) };
+        // The most frequent command, built field by field (the machine reads no other field).
+        return {
+          type: cmd.type,
+          id: cmd.id,
+          conversation: cmd.conversation,
+          author: cmd.author,
+          message: cmd.message,
+          at,
+          messageId,
+          visitorBlocked: this.#world.isBlocked(ctx.visitor),
+        } satisfies { [K in keyof SendMessage]-?: unknown } & Record<string, unknown>;
       }
       case 'Snooze':
-        return { ...cmd, at, seatFree: ctx.group !== null && this.#seatFree(ctx.group, ctx.id) };
+        return stamped(cmd, {
+          at,
+          seatFree: ctx.group !== null && this.#seatFree(ctx.group, ctx.id),
+        });
       case 'Transfer': {
         const outcome = this.#transferOutcome(ctx, cmd);
-        return typeof outcome === 'string' ? outcome : { ...cmd, at, outcome };
+        return typeof outcome === 'string' ? outcome : stamped(cmd, { at, outcome });
       }
       default:
-        return { ...cmd, at };
+        return stamped(cmd, { at });
     }
   }
 
@@ -338,7 +352,7 @@ export class Engine {
   /** Resolves an escalation the bot started: the target group, its overflow, or parking. */
   #settle(id: string, now: number, out: DomainEvent[]): void {
     const rec = this.#conversations.get(id);
-    if (!rec?.snapshot.matches({ bot: 'escalating' })) return; // or handed over
+    if (!rec || !escalating(rec.snapshot)) return; // or handed over
     const ctx = rec.snapshot.context;
     const rule = this.#rules.get(ctx.rule)!;
     this.#step(
@@ -838,6 +852,16 @@ function compareAgents(a: AgentSnapshot, b: AgentSnapshot): number {
   return a.context.id < b.context.id ? -1 : a.context.id > b.context.id ? 1 : 0;
 }
 
+/** `snapshot.matches({ bot: 'escalating' })`, without the objects xstate makes for it (after every command). */
+function escalating(s: ConversationSnapshot): boolean {
+  const v = s.value as unknown;
+  if (typeof v !== 'object' || v === null || !('bot' in v)) return false;
+  const bot = (v as { bot: unknown }).bot;
+  return typeof bot === 'string'
+    ? bot === 'escalating'
+    : typeof bot === 'object' && bot !== null && 'escalating' in bot;
+}
+
 function seatOf(s: ConversationSnapshot): Seat {
   const ctx = s.context;
   const state = stateOf(s);
@@ -884,9 +908,21 @@ function sameSeat(a: Seat, b: Seat): boolean {
   }
 }
 
+/**
+ * `{ ...value, ...facts }`. V8 (Node 20) takes a slow path for an object literal that starts with
+ * a spread and then adds properties the spread did not have: ~3 µs each, against ~0.2 µs here
+ * (measured on commands as JSON.parse makes them). (Object.assign would set an own `__proto__`
+ * as the prototype, where a spread copies it: such a value keeps the spread.)
+ */
+function stamped<T extends object, F extends object>(value: T, facts: F): T & F {
+  if (Object.hasOwn(value, '__proto__')) return { ...value, ...facts };
+  return Object.assign({}, value, facts);
+}
+
 function remember(list: string[], id: string, size: number): void {
   list.push(id);
-  if (list.length > size) list.splice(0, list.length - size);
+  // (shift, not splice: splice makes an array of what it removes.)
+  while (list.length > size) list.shift();
 }
 
 /** Keeps the events the machines emitted, in order. */

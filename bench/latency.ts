@@ -41,7 +41,7 @@ export async function runLatency(
   };
   const failures: unknown[] = [];
   const commands = Array.from({ length: total }, (_, i) => rig.command('lat', i));
-  const cpu = cpuMeter(o.serverPid);
+  const cpu = cpuMeter({ serverPid: o.serverPid, workerPid: rig.worker.pid });
   const started = performance.now();
   let sent = 0;
   try {

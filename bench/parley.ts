@@ -1,11 +1,12 @@
-// Parley end to end, as an integrator drives it: a worker hosting two routing groups, agents
-// online, conversations started and assigned; then SendMessage commands (~256 bytes of JSON each)
-// published with a window in flight, until the worker has published every MessageAdded event,
-// counted by a core subscription on `parley.evt.>`.
+// Parley end to end, as an integrator drives it: a worker (in its own process, bench/worker-main.ts)
+// hosting two routing groups, agents online, conversations started and assigned; then SendMessage
+// commands (~256 bytes of JSON each) published from this process with a window in flight, until
+// the worker has published every MessageAdded event, counted by a core subscription on
+// `parley.evt.>`.
+import { fileURLToPath } from 'node:url';
 import { type JetStreamClient, jetstream } from '@nats-io/jetstream';
 import { Kvm, KvWatchInclude } from '@nats-io/kv';
-import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
-import pino from 'pino';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { DomainEvent } from '../actors/events.ts';
 import {
   type AgentSettings,
@@ -15,8 +16,17 @@ import {
 } from '../actors/settings.ts';
 import { agentCommandSubject, BUCKETS, commandSubject, STREAMS } from '../lib/nats/streams.ts';
 import { consumerName } from '../lib/worker/host.ts';
-import { Worker } from '../lib/worker/worker.ts';
-import { type CpuUse, cpuMeter, inFlight, until } from './util.ts';
+import {
+  type BenchChild,
+  benchConnect,
+  type CpuUse,
+  cpuMeter,
+  inFlight,
+  startChild,
+  until,
+} from './util.ts';
+
+const WORKER_MAIN = fileURLToPath(new URL('./worker-main.ts', import.meta.url));
 
 export const GROUPS = ['tv', 'orders'] as const;
 const AGENTS = 10;
@@ -56,52 +66,79 @@ interface Conversation {
   agent: string | undefined;
 }
 
-/** The integrator's side: one connection that publishes commands and follows every event. */
+/** The event types the benchmark waits for or counts. */
+const COUNTED = [
+  'AgentPresenceChanged',
+  'ConversationAssigned',
+  'MessageAdded',
+  'CommandRejected',
+  'MessageRefused',
+] as const;
+
+/**
+ * The integrator's side: one connection that publishes commands and follows the events it waits
+ * for, one core subscription per type (`parley.evt.*.*.<type>`), counting them without reading
+ * them, as raw JetStream's side counts its messages (bench/raw.ts).
+ */
 export class Client {
   readonly nc: NatsConnection;
   readonly js: JetStreamClient;
-  readonly #sub: Subscription;
-  readonly counts = new Map<string, number>();
-  /** Called with every event whose type is watched (parsing every event would cost the worker's CPU). */
+  readonly #subs: Subscription[] = [];
+  readonly #counts = new Map<string, { n: number }>();
+  /** Called with every event whose type is watched (reading every event would cost this process CPU). */
   onEvent: ((event: DomainEvent, received: number) => void) | undefined;
   watched = new Set<string>();
 
   private constructor(nc: NatsConnection) {
     this.nc = nc;
     this.js = jetstream(nc);
-    this.#sub = nc.subscribe('parley.evt.>', {
-      callback: (error, msg) => {
-        if (error) return;
-        const received = performance.now();
-        const type = msg.subject.slice(msg.subject.lastIndexOf('.') + 1);
-        this.counts.set(type, (this.counts.get(type) ?? 0) + 1);
-        if (this.watched.has(type)) this.onEvent?.(msg.json<DomainEvent>(), received);
-      },
-    });
+    for (const type of COUNTED) {
+      const count = { n: 0 };
+      this.#counts.set(type, count);
+      this.#subs.push(
+        nc.subscribe(`parley.evt.*.*.${type}`, {
+          callback: (error, msg) => {
+            if (error) return;
+            count.n++;
+            if (!this.watched.has(type)) return;
+            const received = performance.now();
+            this.onEvent?.(msg.json<DomainEvent>(), received);
+          },
+        }),
+      );
+    }
   }
 
   static async connect(url: string): Promise<Client> {
-    const client = new Client(await connect({ servers: url, name: 'bench-integrator' }));
+    const client = new Client(await benchConnect(url, 'bench-integrator'));
     await client.nc.flush();
     return client;
   }
 
-  count(type: string): number {
-    return this.counts.get(type) ?? 0;
+  count(type: (typeof COUNTED)[number]): number {
+    return this.#counts.get(type)!.n;
   }
 
   async close(): Promise<void> {
-    this.#sub.unsubscribe();
+    for (const sub of this.#subs) sub.unsubscribe();
     await this.nc.drain();
   }
 }
 
+/** The id of SendMessage command number `i` of a run. */
+const commandId = (prefix: string, i: number) => `${prefix}-${String(i).padStart(6, '0')}`;
+
 export interface ParleyRig {
-  readonly worker: Worker;
+  /** The worker's process. */
+  readonly worker: BenchChild;
+  /** Bytes of JSON per command. */
+  readonly size: number;
   readonly client: Client;
   readonly conversations: Conversation[];
   /** The SendMessage command number `i` (unique ids from `prefix`), JSON of `size` bytes. */
   command(prefix: string, i: number): { subject: string; id: string; data: string };
+  /** The subject of command number `i`. */
+  subject(i: number): string;
   stop(): Promise<void>;
 }
 
@@ -113,20 +150,18 @@ export async function startParley(o: {
   batch?: number;
 }): Promise<ParleyRig> {
   const settings = benchSettings(o.conversations);
-  const worker = await Worker.start({
-    url: o.url,
-    settings,
-    log: pino({ level: 'warn' }),
-    id: 'bench-worker',
-    ...(o.batch ? { batch: o.batch } : {}),
+  // Ready once it hosts both groups.
+  const worker = await startChild(WORKER_MAIN, {
+    NATS_URL: o.url,
+    PARLEY_SETTINGS: JSON.stringify(settings),
+    PARLEY_GROUPS: GROUPS.join(','),
+    PARLEY_BATCH: String(o.batch ?? 0),
   });
-  const client = await Client.connect(o.url);
+  const client = await Client.connect(o.url).catch(async (error: unknown) => {
+    await worker.stop();
+    throw error;
+  });
   try {
-    await until(
-      () => GROUPS.every((g) => worker.hosted().includes(g)),
-      10_000,
-      'the worker to host both groups',
-    );
     const { js } = client;
     await Promise.all(
       settings.agents.map((a) => {
@@ -177,7 +212,7 @@ export async function startParley(o: {
 
     const command = (prefix: string, i: number) => {
       const c = conversations[i % conversations.length]!;
-      const id = `${prefix}-${String(i).padStart(6, '0')}`;
+      const id = commandId(prefix, i);
       // Visitor and agent take turns, as in a conversation.
       const author =
         Math.floor(i / conversations.length) % 2 === 0
@@ -188,11 +223,14 @@ export async function startParley(o: {
       cmd.message.text = `Any news about my order? ${'x'.repeat(Math.max(0, pad - 25))}`;
       return { subject: commandSubject(c.group, c.id), id, data: JSON.stringify(cmd) };
     };
+    const subjects = conversations.map((c) => commandSubject(c.group, c.id));
     return {
       worker,
+      size: o.size,
       client,
       conversations,
       command,
+      subject: (i) => subjects[i % subjects.length]!,
       stop: async () => {
         await client.close().catch(() => undefined);
         await worker.stop();
@@ -262,13 +300,21 @@ export async function runThroughput(
   const { client } = rig;
   const added = client.count('MessageAdded');
   const refused = client.count('CommandRejected') + client.count('MessageRefused');
-  const commands = Array.from({ length: o.count }, (_, i) => rig.command(o.prefix, i));
-  const cpu = cpuMeter(o.serverPid);
+  // Every command's bytes in one block, ready before the clock starts, as raw JetStream's
+  // payload is (bench/raw.ts): 20,000 objects held through the run would cost this process
+  // garbage collection that raw's does not have. Subjects and ids are made as they are sent, as
+  // raw's are.
+  const block = Buffer.allocUnsafe(o.count * (4 * rig.size + 64));
+  const ends = new Uint32Array(o.count + 1);
+  for (let i = 0; i < o.count; i++) {
+    ends[i + 1] = ends[i]! + block.write(rig.command(o.prefix, i).data, ends[i]!);
+  }
+  const cpu = cpuMeter({ serverPid: o.serverPid, workerPid: rig.worker.pid });
   const started = performance.now();
   let publishMs = 0;
   await inFlight(o.count, o.inFlight, (i) => {
-    const c = commands[i]!;
-    return client.js.publish(c.subject, c.data, { msgID: c.id });
+    const data = new Uint8Array(block.buffer, block.byteOffset + ends[i]!, ends[i + 1]! - ends[i]!);
+    return client.js.publish(rig.subject(i), data, { msgID: commandId(o.prefix, i) });
   });
   publishMs = performance.now() - started;
   await until(

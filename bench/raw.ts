@@ -2,18 +2,30 @@
 // as Parley's commands carry one for de-duplication) to a file stream, and at the same time consume
 // them with a durable pull consumer, in batches of what is pending, acknowledging either the last
 // message of each batch (AckPolicy.All, as a Parley worker does) or every message (AckPolicy.Explicit).
+// The publisher is this process; the consumer is another (bench/raw-consumer.ts), as a Parley
+// worker is another process than the integrator publishing its commands.
+import { fileURLToPath } from 'node:url';
 import {
   AckPolicy,
   DeliverPolicy,
   DiscardPolicy,
-  type JsMsg,
   jetstream,
   jetstreamManager,
   RetentionPolicy,
   StorageType,
 } from '@nats-io/jetstream';
-import { connect, nanos } from '@nats-io/transport-node';
-import { type CpuUse, cpuMeter, inFlight } from './util.ts';
+import { nanos } from '@nats-io/transport-node';
+import {
+  type BenchChild,
+  benchConnect,
+  type CpuUse,
+  cpuMeter,
+  inFlight,
+  startChild,
+  until,
+} from './util.ts';
+
+const CONSUMER = fileURLToPath(new URL('./raw-consumer.ts', import.meta.url));
 
 export interface RawOptions {
   readonly url: string;
@@ -24,6 +36,12 @@ export interface RawOptions {
   readonly batch: number;
   /** 'all': one ack of the batch's last message; 'each': every message acknowledged. */
   readonly ack: 'all' | 'each';
+  /**
+   * Relay (with ack 'all'): the consumer publishes each message again to a second stream, as a
+   * worker publishes an event, before acknowledging the batch; the run ends when a core
+   * subscription here has seen every relayed message (bench/raw-consumer.ts).
+   */
+  readonly relay?: boolean;
   readonly serverPid?: number | undefined;
 }
 
@@ -34,22 +52,39 @@ export interface RawResult {
   readonly cpu: CpuUse;
 }
 
-export async function runRaw(o: RawOptions): Promise<RawResult> {
-  // Two connections, as a publisher and a worker would have.
-  const pubConn = await connect({ servers: o.url, name: 'bench-raw-publisher' });
-  const subConn = await connect({ servers: o.url, name: 'bench-raw-consumer' });
+/** The consuming process, kept for every raw run (so that it is as warm as a worker is). */
+export function startRawConsumer(url: string): Promise<BenchChild> {
+  return startChild(CONSUMER, { NATS_URL: url });
+}
+
+let runs = 0;
+
+export async function runRaw(consumer: BenchChild, o: RawOptions): Promise<RawResult> {
+  const pubConn = await benchConnect(o.url, 'bench-raw-publisher');
+  const stream = `BENCH_RAW_${o.ack.toUpperCase()}_${++runs}`;
+  const root = `bench.raw.${o.ack}.${runs}`;
+  const relayStream = `BENCH_RELAY_${runs}`;
+  const relayRoot = `bench.relay.${runs}`;
+  const jsm = await jetstreamManager(pubConn);
+  const streamConfig = {
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    discard: DiscardPolicy.Old,
+    duplicate_window: nanos(120_000),
+  };
+  let relayed = 0;
+  const sub = o.relay
+    ? pubConn.subscribe(`${relayRoot}.>`, {
+        callback: () => {
+          relayed++;
+        },
+      })
+    : undefined;
   try {
-    const stream = `BENCH_RAW_${o.ack.toUpperCase()}`;
-    const root = `bench.raw.${o.ack}`;
-    const jsm = await jetstreamManager(pubConn);
-    await jsm.streams.add({
-      name: stream,
-      subjects: [`${root}.>`],
-      retention: RetentionPolicy.Limits,
-      storage: StorageType.File,
-      discard: DiscardPolicy.Old,
-      duplicate_window: nanos(120_000),
-    });
+    await jsm.streams.add({ name: stream, subjects: [`${root}.>`], ...streamConfig });
+    if (o.relay) {
+      await jsm.streams.add({ name: relayStream, subjects: [`${relayRoot}.>`], ...streamConfig });
+    }
     await jsm.consumers.add(stream, {
       durable_name: 'bench',
       ack_policy: o.ack === 'all' ? AckPolicy.All : AckPolicy.Explicit,
@@ -57,57 +92,42 @@ export async function runRaw(o: RawOptions): Promise<RawResult> {
       ack_wait: nanos(30_000),
       max_ack_pending: 20_000,
     });
-    const consumer = await jetstream(subConn).consumers.get(stream, 'bench');
-    // A batch is what has arrived when the event loop gets to it, as lib/worker/batches.ts does:
-    // messages are gathered by the callback and taken together on the next turn. (The iterator's
-    // getPending() also counts its queued pull requests, so it cannot tell when a batch ends.)
-    let received = 0;
-    let batches = 0;
-    let arrived: JsMsg[] = [];
-    let scheduled = false;
-    let finish: () => void = () => undefined;
-    const consumed = new Promise<void>((resolve) => {
-      finish = resolve;
-    });
-    const take = () => {
-      scheduled = false;
-      while (arrived.length > 0) {
-        const batch = arrived.slice(0, o.batch);
-        arrived = arrived.slice(batch.length);
-        if (o.ack === 'each') for (const m of batch) m.ack();
-        else batch[batch.length - 1]!.ack();
-        received += batch.length;
-        batches++;
-      }
-      if (received >= o.count) finish();
+    const run = {
+      stream,
+      durable: 'bench',
+      count: o.count,
+      batch: o.batch,
+      ack: o.ack,
+      ...(o.relay ? { relay: relayRoot } : {}),
     };
-    const messages = await consumer.consume({
-      max_messages: o.batch,
-      callback: (m) => {
-        arrived.push(m);
-        if (!scheduled) {
-          scheduled = true;
-          setImmediate(take);
-        }
-      },
-    });
+    consumer.send(JSON.stringify(run));
+    await consumer.next('consuming');
 
     const payload = new Uint8Array(o.size).fill(0x61);
     const js = jetstream(pubConn);
-    const cpu = cpuMeter(o.serverPid);
+    const cpu = cpuMeter({ serverPid: o.serverPid, workerPid: consumer.pid });
     const started = performance.now();
+    const done = consumer.next('done', 120_000);
+    done.catch(() => undefined); // awaited below; a publish failing first must not leave it unhandled
     await inFlight(o.count, o.inFlight, (i) =>
       js.publish(`${root}.c${i % 200}`, payload, { msgID: `raw-${o.ack}-${i}` }),
     );
-    await consumed;
-    await subConn.flush(); // the last acknowledgement reached the server
+    const line = await done;
+    const [, received, batches] = line.split(' ');
+    if (received === 'failed:') throw new Error(`bench/raw-consumer.ts: ${line}`);
+    if (o.relay) await until(() => relayed >= o.count, 60_000, 'every relayed message');
     const ms = performance.now() - started;
     const used = cpu();
-    await messages.close().catch(() => undefined);
-    await jsm.streams.delete(stream).catch(() => undefined);
-    return { msgsPerS: o.count / (ms / 1000), ms, meanBatch: received / batches, cpu: used };
+    return {
+      msgsPerS: o.count / (ms / 1000),
+      ms,
+      meanBatch: Number(received) / Number(batches),
+      cpu: used,
+    };
   } finally {
-    await subConn.close();
+    sub?.unsubscribe();
+    await jsm.streams.delete(stream).catch(() => undefined);
+    if (o.relay) await jsm.streams.delete(relayStream).catch(() => undefined);
     await pubConn.close();
   }
 }

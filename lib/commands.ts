@@ -626,11 +626,14 @@ export function parseCommand(input: Uint8Array | string | unknown): Command {
   fail(problemsOf(validate.errors ?? []));
 }
 
+/** One decoder for every call: making one costs more than decoding a command. */
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
 function decode(input: unknown): unknown {
   let text: string;
   if (input instanceof Uint8Array) {
     try {
-      text = new TextDecoder('utf-8', { fatal: true }).decode(input);
+      text = utf8.decode(input);
     } catch (error) {
       fail([problem('', 'the payload is not valid UTF-8')], error);
     }
