@@ -5,7 +5,8 @@
 import { randomBytes } from 'node:crypto';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Command } from '../../../actors/events.ts';
 import type { AgentSettings } from '../../../actors/settings.ts';
 import { AttachmentSchema, PresenceSchema, TransferTargetSchema } from '../../commands.ts';
 import { parseDuration } from '../../duration.ts';
@@ -125,6 +126,23 @@ export function agentRoutes(ctx: GatewayContext) {
       return [...held];
     };
     const current = async (id: string) => agentView(await backend.live(id));
+    /**
+     * One agent action on a conversation: access checked, the command sent, a refusal as its
+     * problem, 202 while not applied, else the conversation as it is now.
+     */
+    const act = async (
+      request: FastifyRequest,
+      reply: FastifyReply,
+      id: string,
+      build: (agent: AgentSettings, id: string) => Command,
+    ) => {
+      const agent = agentOf(request);
+      await reachable(agent, id);
+      const result = await backend.send(build(agent, id));
+      throwIfRefused(result);
+      if (!result.applied) return accepted(reply, result.id);
+      return current(id);
+    };
 
     app.put(
       '/agent/presence',
@@ -321,36 +339,31 @@ export function agentRoutes(ctx: GatewayContext) {
           response: Acted,
         },
       },
-      async (request, reply) => {
-        const agent = agentOf(request);
-        const { id } = request.params;
-        await reachable(agent, id);
-        const { duration, durationMs } = request.body;
-        if (duration !== undefined && durationMs !== undefined) {
-          throw new ParleyError(
-            'PARLEY_ERR_VALIDATION',
-            ['body: give duration or durationMs, not both'],
-            {
-              details: {
-                errors: [
-                  { field: 'body.duration', message: 'give duration or durationMs, not both' },
-                ],
+      async (request, reply) =>
+        act(request, reply, request.params.id, (agent, id) => {
+          const { duration, durationMs } = request.body;
+          if (duration !== undefined && durationMs !== undefined) {
+            throw new ParleyError(
+              'PARLEY_ERR_VALIDATION',
+              ['body: give duration or durationMs, not both'],
+              {
+                details: {
+                  errors: [
+                    { field: 'body.duration', message: 'give duration or durationMs, not both' },
+                  ],
+                },
               },
-            },
-          );
-        }
-        const ms = duration !== undefined ? parseDuration(duration) : durationMs;
-        const result = await backend.send({
-          type: 'Snooze',
-          id: commandId(),
-          conversation: id,
-          agent: agent.id,
-          ...(ms !== undefined ? { durationMs: ms } : {}),
-        });
-        throwIfRefused(result);
-        if (!result.applied) return accepted(reply, result.id);
-        return current(id);
-      },
+            );
+          }
+          const ms = duration !== undefined ? parseDuration(duration) : durationMs;
+          return {
+            type: 'Snooze',
+            id: commandId(),
+            conversation: id,
+            agent: agent.id,
+            ...(ms !== undefined ? { durationMs: ms } : {}),
+          };
+        }),
     );
 
     app.post(
@@ -364,21 +377,16 @@ export function agentRoutes(ctx: GatewayContext) {
           response: Acted,
         },
       },
-      async (request, reply) => {
-        const agent = agentOf(request);
-        const { id } = request.params;
-        await reachable(agent, id);
-        const result = await backend.send({
-          type: 'Transfer',
-          id: commandId(),
-          conversation: id,
-          agent: agent.id,
-          to: request.body.to,
-        });
-        throwIfRefused(result);
-        if (!result.applied) return accepted(reply, result.id);
-        return current(id);
-      },
+      async (request, reply) =>
+        act(request, reply, request.params.id, (agent, id) => {
+          return {
+            type: 'Transfer',
+            id: commandId(),
+            conversation: id,
+            agent: agent.id,
+            to: request.body.to,
+          };
+        }),
     );
 
     app.post(
@@ -392,21 +400,16 @@ export function agentRoutes(ctx: GatewayContext) {
           response: Acted,
         },
       },
-      async (request, reply) => {
-        const agent = agentOf(request);
-        const { id } = request.params;
-        await reachable(agent, id);
-        const result = await backend.send({
-          type: 'Tag',
-          id: commandId(),
-          conversation: id,
-          agent: agent.id,
-          tags: request.body.tags,
-        });
-        throwIfRefused(result);
-        if (!result.applied) return accepted(reply, result.id);
-        return current(id);
-      },
+      async (request, reply) =>
+        act(request, reply, request.params.id, (agent, id) => {
+          return {
+            type: 'Tag',
+            id: commandId(),
+            conversation: id,
+            agent: agent.id,
+            tags: request.body.tags,
+          };
+        }),
     );
 
     app.post(
@@ -420,21 +423,16 @@ export function agentRoutes(ctx: GatewayContext) {
           response: Acted,
         },
       },
-      async (request, reply) => {
-        const agent = agentOf(request);
-        const { id } = request.params;
-        await reachable(agent, id);
-        const result = await backend.send({
-          type: 'Close',
-          id: commandId(),
-          conversation: id,
-          by: { agent: agent.id },
-          ...(request.body.tags ? { tags: request.body.tags } : {}),
-        });
-        throwIfRefused(result);
-        if (!result.applied) return accepted(reply, result.id);
-        return current(id);
-      },
+      async (request, reply) =>
+        act(request, reply, request.params.id, (agent, id) => {
+          return {
+            type: 'Close',
+            id: commandId(),
+            conversation: id,
+            by: { agent: agent.id },
+            ...(request.body.tags ? { tags: request.body.tags } : {}),
+          };
+        }),
     );
 
     app.post(
@@ -448,21 +446,16 @@ export function agentRoutes(ctx: GatewayContext) {
           response: Acted,
         },
       },
-      async (request, reply) => {
-        const agent = agentOf(request);
-        const { id } = request.params;
-        await reachable(agent, id);
-        const result = await backend.send({
-          type: 'BlockVisitor',
-          id: commandId(),
-          conversation: id,
-          agent: agent.id,
-          ...(request.body.reason ? { reason: request.body.reason } : {}),
-        });
-        throwIfRefused(result);
-        if (!result.applied) return accepted(reply, result.id);
-        return current(id);
-      },
+      async (request, reply) =>
+        act(request, reply, request.params.id, (agent, id) => {
+          return {
+            type: 'BlockVisitor',
+            id: commandId(),
+            conversation: id,
+            agent: agent.id,
+            ...(request.body.reason ? { reason: request.body.reason } : {}),
+          };
+        }),
     );
 
     app.get(
