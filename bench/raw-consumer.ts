@@ -9,11 +9,13 @@
 // With `relay: <subject>`, it does what a Parley worker does with a batch, without Parley: each
 // message is published again under `<subject>.<n>` (its data as it came, with a `Nats-Msg-Id` and
 // the unit-end header, through lib/nats/publisher.ts as a worker publishes its events), and the
-// batch is acknowledged once every one of those is stored; one batch at a time.
+// batch is acknowledged once every one of those and of the batches before is stored; the next
+// batch is taken meanwhile (lib/worker/in-order.ts), as a worker does.
 import { createInterface } from 'node:readline';
 import { type JsMsg, jetstream } from '@nats-io/jetstream';
 import { type Publication, Publisher } from '../lib/nats/publisher.ts';
 import { UNIT_END_HEADER } from '../lib/nats/streams.ts';
+import { InOrder } from '../lib/worker/in-order.ts';
 import { benchConnect } from './util.ts';
 
 interface Run {
@@ -46,21 +48,23 @@ async function consume(run: Run): Promise<void> {
     finish = resolve;
     fail = reject;
   });
-  let relayed = Promise.resolve();
+  // As a worker does: each batch's messages go out at once, the next batch is taken while they
+  // wait for their PubAcks, and a batch is acknowledged once it and every one before are stored.
+  const relayed = new InOrder(fail);
   const relay = (batch: JsMsg[], subject: string) => {
-    relayed = relayed.then(async () => {
-      const publications: Publication[] = batch.map((m, i) => ({
-        subject: `${subject}.${i % 200}`,
-        data: m.data,
-        msgID: `relay-${m.seq}`,
-        headers: UNIT_END,
-      }));
-      await Publisher.of(nc).publishAll(publications, 5_000);
+    const publications: Publication[] = batch.map((m, i) => ({
+      subject: `${subject}.${i % 200}`,
+      data: m.data,
+      msgID: `relay-${m.seq}`,
+      headers: UNIT_END,
+    }));
+    relayed.add(Publisher.of(nc).publishAll(publications, 5_000));
+    relayed.after(() => {
       batch[batch.length - 1]!.ack();
       received += batch.length;
       batches++;
       if (received >= run.count) finish();
-    }, fail);
+    });
   };
   const take = () => {
     scheduled = false;

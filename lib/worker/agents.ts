@@ -23,7 +23,7 @@ import {
   STREAMS,
   UNIT_END_HEADER,
 } from '../nats/streams.ts';
-import { readBatches } from './batches.ts';
+import { consumeBatches } from './batches.ts';
 import type { Lock } from './lock.ts';
 import { type KvWorld, WorldConflictError } from './world.ts';
 
@@ -88,18 +88,19 @@ export class AgentHost {
         ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.#lastSeq + 1 }
         : { deliver_policy: DeliverPolicy.All }),
     });
-    const messages = await (await js.consumers.get(STREAMS.commands, name)).consume({
-      max_messages: 256,
-    });
-    this.#messages = messages;
-    readBatches(messages, 256, (batch) => {
+    const consumer = await js.consumers.get(STREAMS.commands, name);
+    const messages = await consumeBatches(consumer, 256, (batch) => {
       this.#queue = this.#queue
         .then(() => (this.#stopped ? undefined : this.#deps.lock(() => this.#apply(batch))))
         .catch((error) => {
           this.#log.error({ err: error }, 'agent commands stopped');
           this.#stopped = true;
         });
-    }).catch((error) => this.#log.error({ err: error }, 'agent command loop ended'));
+    });
+    this.#messages = messages;
+    void messages.closed().then((error) => {
+      if (error) this.#log.error({ err: error }, 'agent command loop ended');
+    });
   }
 
   async #apply(msgs: JsMsg[]): Promise<void> {

@@ -1,30 +1,39 @@
 // Turns a JetStream consumer's messages into batches: everything that arrived by the time the
 // event loop is free again, at most `max` at once, handed over in order.
-import type { ConsumerMessages, JsMsg } from '@nats-io/jetstream';
+import type { Consumer, ConsumerMessages, JsMsg } from '@nats-io/jetstream';
 
 /**
- * Reads `messages` until they end, calling `handle` with each batch. `handle` is called without
- * waiting for the previous call: it must queue the work itself (hosts serialise it).
+ * Consumes `consumer` (pulling `max` messages at a time), calling `handle` with each batch.
+ * `handle` is called without waiting for the previous call: it must queue the work itself (hosts
+ * serialise it). Messages come through nats.js's callback, not its async iterator, which costs a
+ * promise per message. Stop it with the returned messages' `close()`; what arrived before is
+ * still handed over.
  */
-export async function readBatches(
-  messages: ConsumerMessages,
+export function consumeBatches(
+  consumer: Consumer,
   max: number,
   handle: (batch: JsMsg[]) => void,
-): Promise<void> {
-  const buffer: JsMsg[] = [];
+): Promise<ConsumerMessages> {
+  let buffer: JsMsg[] = [];
   let scheduled = false;
   const flush = () => {
     scheduled = false;
-    while (buffer.length > 0) handle(buffer.splice(0, max));
-  };
-  // The iterator's own pending count is not reliable for this (it counts its internal
-  // callbacks), so a batch is what arrived before the next turn of the event loop.
-  for await (const m of messages) {
-    buffer.push(m);
-    if (!scheduled) {
-      scheduled = true;
-      setImmediate(flush);
+    const arrived = buffer;
+    buffer = [];
+    for (let i = 0; i < arrived.length; i += max) {
+      handle(arrived.length <= max ? arrived : arrived.slice(i, i + max));
     }
-  }
-  flush();
+  };
+  // The consumer's own pending count is not reliable for this (it counts its queued pull
+  // requests), so a batch is what arrived before the next turn of the event loop.
+  return consumer.consume({
+    max_messages: max,
+    callback: (m) => {
+      buffer.push(m);
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(flush);
+      }
+    },
+  });
 }

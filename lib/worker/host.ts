@@ -1,7 +1,9 @@
 // Hosts one routing group on NATS: takes its commands from JetStream in batches, applies them to
 // the engine, commits the shared world by compare-and-set, stores each touched conversation's
 // snapshot and the group's once per batch, publishes the events, and only then acknowledges the
-// batch (ARCHITECTURE.md rules 1–3). Also the group's timer index for snooze deadlines (rule 5).
+// batch (ARCHITECTURE.md rules 1–3): the next batch is applied while a batch's events wait for
+// their PubAcks, and acknowledgements follow the batches' order (in-order.ts). Also the group's
+// timer index for snooze deadlines (rule 5).
 
 import type { ConsumerMessages } from '@nats-io/jetstream';
 import {
@@ -33,7 +35,8 @@ import {
   STREAMS,
   UNIT_END_HEADER,
 } from '../nats/streams.ts';
-import { readBatches } from './batches.ts';
+import { consumeBatches } from './batches.ts';
+import { InOrder } from './in-order.ts';
 import type { Lock } from './lock.ts';
 import { type KvWorld, WorldConflictError } from './world.ts';
 
@@ -82,6 +85,8 @@ export interface HostDeps {
 }
 
 const ADMIT = 'Parley-Admit';
+/** Units of work whose events may wait for their PubAcks while the next ones are applied. */
+const MAX_STORING = 8;
 const UNIT_END = { [UNIT_END_HEADER]: '1' } as const;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -173,6 +178,12 @@ export class GroupHost {
   /** The connection whose publisher stores a unit's events and forwards in one call. */
   readonly #connection: NatsConnection;
   readonly #publishTimeoutMs: number;
+  /**
+   * The units whose events wait for JetStream's PubAcks. The next units are applied meanwhile
+   * (and the worker's other hosts take the lock); what must follow the events' storage waits on
+   * it: the acks, checkpoints, handovers. A refusal lets the group go.
+   */
+  readonly #stored = new InOrder((error) => this.#fail(error));
 
   private constructor(deps: HostDeps, group: string) {
     this.#deps = deps;
@@ -261,6 +272,7 @@ export class GroupHost {
     if (!this.#stopped) await this.#serial(() => this.#checkpoint()).catch(() => undefined);
     this.#stopped = true;
     await this.#queue.catch(() => undefined);
+    await this.#stored.settled().catch(() => undefined);
     this.#log.info('group released');
   }
 
@@ -324,12 +336,15 @@ export class GroupHost {
         : { deliver_policy: DeliverPolicy.All }),
     });
     const consumer = await js.consumers.get(STREAMS.commands, name);
-    const messages = await consumer.consume({ max_messages: this.#deps.batch ?? 256 });
-    this.#messages = messages;
-    const max = this.#deps.batch ?? 256;
-    readBatches(messages, max, (batch) => void this.#serial(() => this.#applyBatch(batch))).catch(
-      (error) => this.#log.error({ err: error }, 'command loop ended'),
+    const messages = await consumeBatches(
+      consumer,
+      this.#deps.batch ?? 256,
+      (batch) => void this.#serial(() => this.#applyBatch(batch)),
     );
+    this.#messages = messages;
+    void messages.closed().then((error) => {
+      if (error) this.#log.error({ err: error }, 'command loop ended');
+    });
   }
 
   // Applying --------------------------------------------------------------------------------------
@@ -340,12 +355,7 @@ export class GroupHost {
       try {
         await this.#deps.lock(work);
       } catch (error) {
-        this.#log.error(
-          { err: error },
-          'work failed; the group is let go for another owner to resume',
-        );
-        this.#stopped = true;
-        this.#deps.onFenced?.(this.group);
+        this.#fail(error);
       }
     });
     this.#queue = next;
@@ -366,9 +376,10 @@ export class GroupHost {
     const last = msgs[msgs.length - 1]!;
     if (items.length > 0) await this.#unit(() => this.#applyItems(items));
     this.#appliedSeq = Math.max(applied, lastSeq);
+    // Acknowledged (ack-all) once its events, and those of every batch before it, are stored.
     // The stream keeps every command: one applied but not yet in a checkpoint is applied again
-    // from the checkpoint by whoever takes the group over, so the ack need not wait for it.
-    last.ack();
+    // from the checkpoint by whoever takes the group over, so the ack need not wait for that.
+    this.#stored.after(() => last.ack());
     await this.#checkpointSoon();
     this.#armTimer();
   }
@@ -521,15 +532,30 @@ export class GroupHost {
       }
       this.#engine.commit();
       if (!this.#deps.holds(this.group)) throw new Error(`lease on ${this.group} lost`);
-      await this.#publishEvents(outcome);
+      // (Checkpoints wait for the events before storing what touched these.)
       const now = Date.now();
       for (const id of outcome.touched) {
         this.#dirty.add(id);
         this.#lastActive.set(id, now);
       }
-      await this.#storeHandovers(outcome.handovers);
+      this.#stored.add(this.#publishEvents(outcome));
+      if (outcome.handovers.length > 0) {
+        // The other group must not publish events of a conversation before this one's are stored.
+        await this.#stored.settled();
+        await this.#storeHandovers(outcome.handovers);
+      } else if (this.#stored.pending > MAX_STORING) {
+        await this.#stored.settled(); // a bound on the memory held by units in flight
+      }
       return;
     }
+  }
+
+  /** Work failed: the host stops, for another owner (or this worker again) to resume from the checkpoint. */
+  #fail(error: unknown): void {
+    if (this.#stopped) return;
+    this.#log.error({ err: error }, 'work failed; the group is let go for another owner to resume');
+    this.#stopped = true;
+    this.#deps.onFenced?.(this.group);
   }
 
   /** A conversation that left for another group is stored under it now, then that group is told. */
@@ -578,6 +604,8 @@ export class GroupHost {
     clearTimeout(this.#checkpointTimer);
     this.#checkpointTimer = undefined;
     this.#lastCheckpoint = Date.now();
+    // What is stored must not be ahead of the events: a new owner would not publish them again.
+    await this.#stored.settled();
     if (!this.#deps.holds(this.group))
       throw new Error(`lease on ${this.group} lost before storing`);
     const ids = [...this.#dirty];
