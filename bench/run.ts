@@ -38,7 +38,7 @@ const { values: args } = parseArgs({
     'memory-conversations': { type: 'string', default: '100000' },
     'http-connections': { type: 'string', default: '50' },
     'report-conversations': { type: 'string', default: '100000' },
-    rounds: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '5' },
   },
 });
 const N = Number(args.count);

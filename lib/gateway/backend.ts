@@ -20,6 +20,7 @@ import type { Logger } from '../log.ts';
 import { type Sent, sendCommand } from '../nats/command-outcome.ts';
 import { BUCKETS, bucketKeys, STREAMS, SUBJECT_ROOTS, validateId } from '../nats/streams.ts';
 import type { GroupRecord, StoredConversation } from '../worker/host.ts';
+import { indexedOpen } from '../worker/open-index.ts';
 
 /** What became of a command the gateway sent. */
 export interface SendResult {
@@ -313,6 +314,11 @@ export class Backend {
   async groupRecord(group: string): Promise<GroupRecord | undefined> {
     const entry = await this.#kv.groups.get(group);
     return entry?.operation === 'PUT' ? parse<GroupRecord>(entry.value) : undefined;
+  }
+
+  /** The conversations stored open under the group (its open index). */
+  openConversations(group: string): Promise<string[]> {
+    return indexedOpen(this.jsm, group);
   }
 
   /** The conversations holding a seat of the group's waiting list now. */

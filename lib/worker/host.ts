@@ -38,13 +38,20 @@ import {
 import { consumeBatches } from './batches.ts';
 import { InOrder } from './in-order.ts';
 import type { Lock } from './lock.ts';
+import { indexOpen, unindexOpen } from './open-index.ts';
 import { type KvWorld, WorldConflictError } from './world.ts';
 
 /** What the host stores for its group, fenced by compare-and-set on its revision. */
 export interface GroupRecord {
   readonly context: RoutingGroupContext;
-  /** Conversations this group hosts that are not closed. */
-  readonly open: readonly string[];
+  /**
+   * The conversations a new owner loads at once: those waiting or snoozed (the waiting list and the
+   * timers need them). The group's other open conversations are listed in its open index
+   * (open-index.ts) and loaded when a command comes for them.
+   */
+  readonly resident: readonly string[];
+  /** Written before the open index existed: every open conversation of the group. */
+  readonly open?: readonly string[];
   /** The last command stream sequence applied: a redelivered command at or below it is skipped. */
   readonly lastSeq: number;
   readonly owner: string;
@@ -156,7 +163,8 @@ export class GroupHost {
   #record: GroupRecord | undefined;
   #groupRevision = 0;
   readonly #revisions = new Map<string, number>();
-  #open = new Set<string>();
+  /** Whether the open index lists a conversation in memory, when known. */
+  readonly #indexed = new Map<string, boolean>();
   #messages: ConsumerMessages | undefined;
   #timer: NodeJS.Timeout | undefined;
   #queue: Promise<void> = Promise.resolve();
@@ -202,7 +210,10 @@ export class GroupHost {
     await host.#hydrate(true);
     await host.#consume();
     host.#armTimer();
-    host.#log.info({ lastSeq: host.#record?.lastSeq ?? 0, open: host.#open.size }, 'group hosted');
+    host.#log.info(
+      { lastSeq: host.#record?.lastSeq ?? 0, loaded: host.#engine.conversationIds().length },
+      'group hosted',
+    );
     return host;
   }
 
@@ -219,11 +230,10 @@ export class GroupHost {
       await this.#unit(async () => {
         const outcome: Outcome = { events: [], handovers: [], forwards: [], touched: new Set() };
         if (wentOffline) {
-          // Conversations of theirs that went idle were let out of memory: a 'return' policy
-          // needs them back first.
+          // Conversations of theirs out of memory (idle, or never loaded since a takeover): a
+          // 'return' policy needs them back first. (Those of other groups are left alone.)
           for (const c of this.#deps.world.agent(agent)?.context.conversations ?? []) {
-            if (this.#open.has(c) && !this.#engine.conversation(c))
-              await this.#admitFromStore(c, at, outcome);
+            if (!this.#engine.conversation(c)) await this.#admitFromStore(c, at, outcome);
           }
         }
         this.#merge(this.#engine.agentChanged(agent, wentOffline, at), id, outcome);
@@ -282,7 +292,10 @@ export class GroupHost {
     return new Engine(this.#deps.settings, { world: this.#deps.world, hosts: [this.group] });
   }
 
-  /** Loads the group and its open conversations from KV; on takeover, writes the group to fence the old owner. */
+  /**
+   * Loads the group and the conversations it needs in memory from KV; on takeover, writes the group
+   * to fence the old owner.
+   */
   async #hydrate(takeover: boolean): Promise<void> {
     const { groups, conversations, worker } = this.#deps;
     const entry = await groups.get(this.group);
@@ -291,17 +304,24 @@ export class GroupHost {
     const engine = this.#newEngine();
     const records: ConversationJSON[] = [];
     this.#revisions.clear();
-    for (const id of record?.open ?? []) {
-      const c = await conversations.get(id);
-      if (c?.operation !== 'PUT') continue;
-      const stored = parse<StoredConversation>(c.value);
-      if (stored.group !== this.group || stored.record === null) continue;
-      records.push(stored.record);
-      this.#revisions.set(id, c.revision);
+    this.#indexed.clear();
+    const load = record?.resident ?? record?.open ?? [];
+    for (let i = 0; i < load.length; i += 64) {
+      const entries = await Promise.all(load.slice(i, i + 64).map((id) => conversations.get(id)));
+      for (const c of entries) {
+        if (c?.operation !== 'PUT') continue;
+        const stored = parse<StoredConversation>(c.value);
+        if (stored.group !== this.group || stored.record === null) continue;
+        records.push(stored.record);
+        this.#revisions.set(c.key, c.revision);
+      }
+    }
+    if (takeover && record && !record.resident) {
+      // A record from before the open index: index what it listed, once.
+      await Promise.all(records.map((r) => indexOpen(groups, this.group, r.context.id)));
     }
     engine.hydrate(this.group, record?.context, records);
     this.#engine = engine;
-    this.#open = new Set(records.map((r) => r.context.id));
     const now = Date.now();
     this.#lastActive.clear();
     for (const r of records) this.#lastActive.set(r.context.id, now);
@@ -311,7 +331,7 @@ export class GroupHost {
     if (takeover) {
       const claimed: GroupRecord = {
         context: engine.group(this.group)!,
-        open: [...this.#open],
+        resident: this.#resident(),
         lastSeq: record?.lastSeq ?? 0,
         owner: worker,
       };
@@ -420,6 +440,19 @@ export class GroupHost {
 
   async #applyItems(items: Item[]): Promise<Outcome> {
     const outcome: Outcome = { events: [], handovers: [], forwards: [], touched: new Set() };
+    // The batch's new ids are claimed together, not one round trip after another.
+    const claims = new Map<string, Promise<string>>();
+    for (const item of items) {
+      const cmd = item.kind === 'command' ? item.command : undefined;
+      if (
+        cmd?.type === 'StartConversation' &&
+        !claims.has(cmd.conversation) &&
+        !this.#engine.conversation(cmd.conversation)
+      ) {
+        claims.set(cmd.conversation, this.#claim(cmd.conversation, cmd.visitor));
+      }
+    }
+    const claimed = Promise.allSettled(claims.values());
     for (const item of items) {
       if (item.kind === 'admit') {
         await this.#admitFromStore(item.conversation, item.at, outcome);
@@ -429,10 +462,11 @@ export class GroupHost {
       if (cmd.type !== 'SetAgentPresence' && !this.#engine.conversation(cmd.conversation)) {
         // Not in memory: handed over (maybe in this very batch), evicted after close, or new.
         const moved = outcome.handovers.find((h) => h.conversation === cmd.conversation);
+        const claim = cmd.type === 'StartConversation' && claims.get(cmd.conversation);
         const where = moved
           ? moved.group
-          : cmd.type === 'StartConversation'
-            ? await this.#claim(cmd.conversation, cmd.visitor)
+          : claim
+            ? await claim
             : await this.#whereIs(cmd.conversation);
         if (where && where !== this.group) {
           outcome.forwards.push({
@@ -446,6 +480,7 @@ export class GroupHost {
       }
       this.#merge(this.#engine.step(cmd, item.at), cmd.id, outcome);
     }
+    await claimed; // (a claim not needed after all, its id admitted earlier in the batch, say)
     return outcome;
   }
 
@@ -565,7 +600,9 @@ export class GroupHost {
       handovers.map(async (h) => {
         await this.#writeConversation(h.conversation, { group: h.group, record: h.record });
         this.#dirty.delete(h.conversation);
-        this.#open.delete(h.conversation);
+        // (The other group lists it at its first checkpoint with it.)
+        await unindexOpen(this.#deps.jsm, this.group, h.conversation);
+        this.#indexed.delete(h.conversation);
       }),
     );
     // (If this worker dies before telling, the command, applied again here from the checkpoint,
@@ -615,15 +652,23 @@ export class GroupHost {
       ids.map(async (id) => {
         const record = this.#engine.record(id);
         if (!record) return;
+        const open = this.#engine.conversation(id)?.state !== 'closed';
+        // Listed before it is stored open, unlisted after it is stored closed: a crash in between
+        // leaves it listed (counted once too many), never stored open and unlisted.
+        if (open && this.#indexed.get(id) !== true) {
+          await indexOpen(this.#deps.groups, this.group, id);
+          this.#indexed.set(id, true);
+        }
         await this.#writeConversation(id, { group: this.group, record });
-        if (this.#engine.conversation(id)?.state === 'closed') closed.push(id);
-        else this.#open.add(id);
+        if (open) return;
+        if (this.#indexed.get(id) !== false) await unindexOpen(this.#deps.jsm, this.group, id);
+        closed.push(id);
       }),
     );
     for (const id of closed) {
-      this.#open.delete(id);
       this.#engine.evict(id); // stored: a later command (a survey) loads it again
       this.#lastActive.delete(id);
+      this.#indexed.delete(id);
     }
     this.#evictIdle();
     if (ids.length > 0 || this.#appliedSeq > (this.#record?.lastSeq ?? 0)) {
@@ -644,6 +689,7 @@ export class GroupHost {
       if (state === 'bot' || state === 'assigned' || state === undefined) {
         this.#engine.evict(id);
         this.#lastActive.delete(id);
+        this.#indexed.delete(id);
       }
     }
   }
@@ -660,10 +706,20 @@ export class GroupHost {
   #groupRecord(lastSeq: number): GroupRecord {
     return {
       context: this.#engine.group(this.group)!,
-      open: [...this.#open],
+      resident: this.#resident(),
       lastSeq,
       owner: this.#deps.worker,
     };
+  }
+
+  /** The conversations in memory that must stay there: waiting or snoozed (see #evictIdle). */
+  #resident(): string[] {
+    const ids: string[] = [];
+    for (const id of this.#engine.conversationIds()) {
+      const state = this.#engine.conversation(id)?.state;
+      if (state === 'queued' || state === 'snoozed') ids.push(id);
+    }
+    return ids;
   }
 
   async #writeGroup(record: GroupRecord): Promise<void> {

@@ -1,6 +1,7 @@
 // Answers the live inspection of one routing group this worker hosts (lib/inspect.ts holds the
 // protocol and the client): the engine is read between units of work, never in the middle of one,
 // and a conversation the host let out of memory is read from the conversations bucket.
+import type { JetStreamManager } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
@@ -20,8 +21,9 @@ import {
   inspectSubject,
   parseInspectRequest,
 } from '../inspect.ts';
-import type { GroupRecord, StoredConversation } from './host.ts';
+import type { StoredConversation } from './host.ts';
 import type { Lock } from './lock.ts';
+import { indexedOpen } from './open-index.ts';
 
 export interface InspectionDeps {
   readonly nc: NatsConnection;
@@ -34,7 +36,7 @@ export interface InspectionDeps {
   readonly world: Pick<World, 'agent' | 'seats'>;
   readonly settings: Settings;
   readonly conversations: KV;
-  readonly groups: KV;
+  readonly jsm: JetStreamManager;
   /** The worker's lock: an inspection waits for the unit of work under way, then reads at once. */
   readonly lock: Lock;
   readonly log: Logger;
@@ -198,10 +200,8 @@ function pathOf(value: unknown): string {
 // The group -----------------------------------------------------------------------------------
 
 async function inspectGroup(deps: InspectionDeps): Promise<GroupInspection> {
-  // Conversations let out of memory are known from the last checkpoint of the group.
-  const entry = await deps.groups.get(deps.group);
-  const stored =
-    entry?.operation === 'PUT' ? (JSON.parse(decoder.decode(entry.value)) as GroupRecord).open : [];
+  // Conversations out of memory are known from the group's open index.
+  const stored = await indexedOpen(deps.jsm, deps.group);
   return deps.lock(async () => {
     const engine = deps.engine();
     const ctx = engine.group(deps.group);

@@ -247,7 +247,7 @@ export class Worker {
             return current();
           },
           conversations,
-          groups,
+          jsm,
           lock,
           log: this.#log,
         });

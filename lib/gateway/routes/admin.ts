@@ -231,11 +231,11 @@ export function adminRoutes(ctx: GatewayContext, live: LiveConfig) {
           const { id } = request.params;
           if (!find(id)) throw new ParleyError('PARLEY_ERR_NOT_FOUND', [`${what} ${id}`]);
           if (key === 'groups') {
-            const [seats, record] = await Promise.all([
+            const [seats, open] = await Promise.all([
               backend.seatsTaken(id),
-              backend.groupRecord(id),
+              backend.openConversations(id),
             ]);
-            if (seats > 0 || (record?.open.length ?? 0) > 0) {
+            if (seats > 0 || open.length > 0) {
               throw new ParleyError('PARLEY_ERR_COMMAND_REJECTED', [
                 'group-in-use',
                 `routing group ${id} still has conversations; move or close them first`,
