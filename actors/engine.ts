@@ -90,6 +90,11 @@ export interface StepResult {
   readonly handovers: Handover[];
 }
 
+/** A place released by `repair()`: an agent's slot, or a seat of a group's waiting list. */
+export type Released =
+  | { readonly conversation: string; readonly agent: string }
+  | { readonly conversation: string; readonly group: string };
+
 /** The engine's whole state as plain JSON, for persistence and comparison. */
 export interface EngineState {
   readonly conversations: Record<string, ConversationJSON>;
@@ -219,6 +224,42 @@ export class Engine {
     if (wentOffline) this.#returnConversationsOf(agent, now, out);
     this.#dispatch(now, out);
     return this.#result(out);
+  }
+
+  /**
+   * Releases the places the world holds for this engine's conversations that their state does not
+   * hold: an agent's slot (held only by a conversation assigned to that agent), a seat of a hosted
+   * group's waiting list (held only by one waiting or snoozed in that group). A worker that dies
+   * while committing the world leaves such a place when the commands applied again make another
+   * choice (it writes what is taken before what is released), and nothing else would free it. Only
+   * conversations in memory are judged. Then hands out what the freed places allow.
+   */
+  repair(now: number): StepResult & { readonly released: readonly Released[] } {
+    const out: DomainEvent[] = [];
+    const released: Released[] = [];
+    for (const agent of this.#agentSettings.keys()) {
+      for (const conversation of this.#world.agent(agent)?.context.conversations ?? []) {
+        const rec = this.#conversations.get(conversation);
+        if (!rec) continue;
+        const seat = seatOf(rec.snapshot);
+        if (seat.kind === 'assigned' && seat.agent === agent) continue;
+        this.#sendToAgent(agent, { type: 'release', conversation }, out);
+        released.push({ conversation, agent });
+      }
+    }
+    for (const group of this.#groups.keys()) {
+      for (const conversation of this.#world.seats(group)) {
+        const rec = this.#conversations.get(conversation);
+        if (!rec) continue;
+        const seat = seatOf(rec.snapshot);
+        if ((seat.kind === 'waiting' || seat.kind === 'snoozed') && seat.group === group) continue;
+        this.#releaseSeat(group, conversation);
+        released.push({ conversation, group });
+      }
+    }
+    if (released.length > 0) this.#handOutPossible = true;
+    this.#dispatch(now, out);
+    return { ...this.#result(out), released };
   }
 
   #result(events: DomainEvent[]): StepResult {

@@ -20,6 +20,7 @@ import {
   type ConversationJSON,
   Engine,
   type Handover,
+  type Released,
   type StepResult,
 } from '../../actors/engine.ts';
 import type { Command, DomainEvent } from '../../actors/events.ts';
@@ -89,6 +90,11 @@ export interface HostDeps {
   readonly checkpointMs?: number;
   /** How long a stored conversation with nothing to do stays in memory (default 60 s). */
   readonly idleMs?: number;
+  /**
+   * How often the group looks for places held without their conversation (default 60 s; the first
+   * time a few seconds after taking the group over): see `Engine.repair`.
+   */
+  readonly repairMs?: number;
 }
 
 const ADMIT = 'Parley-Admit';
@@ -167,6 +173,7 @@ export class GroupHost {
   readonly #indexed = new Map<string, boolean>();
   #messages: ConsumerMessages | undefined;
   #timer: NodeJS.Timeout | undefined;
+  #repairTimer: NodeJS.Timeout | undefined;
   #queue: Promise<void> = Promise.resolve();
   #stopped = false;
   #pokes = 0;
@@ -210,6 +217,7 @@ export class GroupHost {
     await host.#hydrate(true);
     await host.#consume();
     host.#armTimer();
+    host.#scheduleRepair(Math.min(5_000, deps.repairMs ?? 60_000));
     host.#log.info(
       { lastSeq: host.#record?.lastSeq ?? 0, loaded: host.#engine.conversationIds().length },
       'group hosted',
@@ -277,6 +285,7 @@ export class GroupHost {
   /** Stops consuming, stores what was applied (so the next owner replays nothing), and lets go. */
   async stop(): Promise<void> {
     clearTimeout(this.#timer);
+    clearTimeout(this.#repairTimer);
     clearTimeout(this.#checkpointTimer);
     await this.#messages?.close().catch(() => undefined);
     if (!this.#stopped) await this.#serial(() => this.#checkpoint()).catch(() => undefined);
@@ -757,6 +766,55 @@ export class GroupHost {
     }
     // One inbox and one timer for them all, not a request each: the cost of a core publish apiece.
     await Publisher.of(this.#connection).publishAll(publications, this.#publishTimeoutMs);
+  }
+
+  // Repair ----------------------------------------------------------------------------------------
+
+  #scheduleRepair(delayMs: number): void {
+    if (this.#stopped) return;
+    this.#repairTimer = setTimeout(() => {
+      this.#repair()
+        .catch((error: unknown) => this.#log.warn({ err: error }, 'repair could not run'))
+        .finally(() => this.#scheduleRepair(this.#deps.repairMs ?? 60_000));
+    }, delayMs);
+    this.#repairTimer.unref();
+  }
+
+  /**
+   * Releases places held without their conversation (Engine.repair), once the group has applied
+   * every command delivered to it: before, after a takeover, a place taken again by a command
+   * still to apply would be judged, and freed, too early.
+   */
+  async #repair(): Promise<void> {
+    const info = await this.#deps.jsm.consumers.info(STREAMS.commands, consumerName(this.group));
+    if (info.num_pending > 0) return;
+    const delivered = info.delivered.stream_seq;
+    let released: readonly Released[] = [];
+    await this.#serial(async () => {
+      if (this.#appliedSeq < delivered) return;
+      const at = Date.now();
+      await this.#unit(async () => {
+        const outcome: Outcome = { events: [], handovers: [], forwards: [], touched: new Set() };
+        // The conversations of this group that the world holds places for are judged in memory.
+        const held = new Set(this.#deps.world.seats(this.group));
+        for (const agent of this.#deps.settings.agents) {
+          for (const c of this.#deps.world.agent(agent.id)?.context.conversations ?? [])
+            held.add(c);
+        }
+        for (const c of held) {
+          if (!this.#engine.conversation(c)) await this.#admitFromStore(c, at, outcome);
+        }
+        const result = this.#engine.repair(at);
+        released = result.released;
+        this.#merge(result, `repair:${this.group}:${++this.#pokes}:${at}`, outcome);
+        return outcome;
+      });
+      await this.#checkpointSoon();
+      this.#armTimer();
+    });
+    if (released.length > 0) {
+      this.#log.warn({ released }, 'places held without their conversation released');
+    }
   }
 
   // Timers ----------------------------------------------------------------------------------------

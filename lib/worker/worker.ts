@@ -35,6 +35,8 @@ export interface WorkerOptions {
   readonly idleMs?: number;
   /** How often changed conversations are stored (default 1 s). */
   readonly checkpointMs?: number;
+  /** How often each group looks for places held without their conversation (default 60 s). */
+  readonly repairMs?: number;
 }
 
 type Hosted = { kind: 'group'; host: GroupHost } | { kind: 'agents'; host: AgentHost };
@@ -233,6 +235,7 @@ export class Worker {
             ...(this.#options.checkpointMs !== undefined
               ? { checkpointMs: this.#options.checkpointMs }
               : {}),
+            ...(this.#options.repairMs !== undefined ? { repairMs: this.#options.repairMs } : {}),
           },
           group,
         );

@@ -140,7 +140,7 @@ t.test(
 );
 
 t.test(
-  'caps, slots and seats hold with groups split across engines, under random commands',
+  'caps, slots and seats hold with groups split across engines, under random commands, and need no repair',
   async (t) => {
     let steps = 0;
     fc.assert(
@@ -178,6 +178,13 @@ t.test(
             for (const id of ag.context.conversations) {
               if (c.conversation(id)?.context.agent !== a)
                 throw new Error(`${a} holds ${id} not assigned to them`);
+            }
+          }
+          // With no crash, the repair of places held without their conversation finds none.
+          for (const e of c.engines) {
+            const repaired = e.repair(c.clock.now());
+            if (repaired.released.length > 0 || repaired.events.length > 0) {
+              throw new Error(`repair released ${JSON.stringify(repaired.released)}`);
             }
           }
           for (const id of hosted) {
