@@ -665,6 +665,22 @@ export class Engine {
   // Reading
 
   /** Every pending snooze deadline, earliest first. */
+  /** The earliest snooze deadline of the hosted groups (the first of `snoozeDeadlines()`), without sorting them all. */
+  nextSnoozeDeadline(): { conversation: string; until: number } | undefined {
+    let next: { conversation: string; until: number } | undefined;
+    for (const g of this.#groups.values()) {
+      for (const s of g.context.snoozed) {
+        if (
+          !next ||
+          s.until < next.until ||
+          (s.until === next.until && s.conversation < next.conversation)
+        )
+          next = s;
+      }
+    }
+    return next && { conversation: next.conversation, until: next.until };
+  }
+
   snoozeDeadlines(): { conversation: string; until: number }[] {
     const all: { conversation: string; until: number }[] = [];
     for (const g of this.#groups.values()) all.push(...g.context.snoozed);

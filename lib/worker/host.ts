@@ -819,37 +819,52 @@ export class GroupHost {
 
   // Timers ----------------------------------------------------------------------------------------
 
-  /** Sleeps until the earliest snooze deadline, then sends the expiry through the group's own stream. */
+  /**
+   * Sleeps until the earliest snooze deadline, then sends through the group's own stream the
+   * expiry of every deadline passed by then: many snoozes that end together wake together, not one
+   * command round trip after another.
+   */
   #armTimer(): void {
     clearTimeout(this.#timer);
     if (this.#stopped) return;
-    const next = this.#engine.snoozeDeadlines()[0];
+    // (After every batch: the earliest deadline alone, not every snoozed conversation sorted.)
+    const next = this.#engine.nextSnoozeDeadline();
     if (!next) return;
     const delay = Math.max(0, next.until - Date.now());
     this.#timer = setTimeout(
       () => {
-        // A second try (the first stamped a hair early by another clock, say) needs a new id.
-        const key = `${next.conversation}:${next.until}`;
-        const tries = (this.#fired.get(key) ?? 0) + 1;
-        this.#fired.set(key, tries);
-        if (this.#fired.size > 10_000) this.#fired.clear();
-        const cmd = {
-          type: 'SnoozeExpired',
-          id: tries === 1 ? `timer:${key}` : `timer:${key}:${tries}`,
-          conversation: next.conversation,
-          until: next.until,
-        } as const;
-        this.#deps.js
-          .publish(commandSubject(this.group, next.conversation), json(cmd), { msgID: cmd.id })
-          .catch((error) =>
-            this.#log.warn({ err: error }, 'timer could not send its expiry; retrying'),
-          )
-          .finally(() => {
-            // If the expiry is not applied (a duplicate, a stamp a hair early), look again soon.
+        const now = Date.now();
+        const due = this.#engine.snoozeDeadlines().filter((d) => d.until <= now);
+        Promise.allSettled((due.length > 0 ? due : [next]).map((d) => this.#expire(d))).finally(
+          () => {
+            // If an expiry is not applied (a duplicate, a stamp a hair early), look again soon.
             if (!this.#stopped) this.#timer = setTimeout(() => this.#armTimer(), 1_000);
-          });
+          },
+        );
       },
       Math.min(delay, 2 ** 31 - 1),
     );
+  }
+
+  /** Publishes the expiry of one snooze deadline. */
+  async #expire(deadline: { conversation: string; until: number }): Promise<void> {
+    // A second try (the first stamped a hair early by another clock, say) needs a new id.
+    const key = `${deadline.conversation}:${deadline.until}`;
+    const tries = (this.#fired.get(key) ?? 0) + 1;
+    this.#fired.set(key, tries);
+    if (this.#fired.size > 10_000) this.#fired.clear();
+    const cmd = {
+      type: 'SnoozeExpired',
+      id: tries === 1 ? `timer:${key}` : `timer:${key}:${tries}`,
+      conversation: deadline.conversation,
+      until: deadline.until,
+    } as const;
+    try {
+      await this.#deps.js.publish(commandSubject(this.group, deadline.conversation), json(cmd), {
+        msgID: cmd.id,
+      });
+    } catch (error) {
+      this.#log.warn({ err: error }, 'timer could not send its expiry; retrying');
+    }
   }
 }
