@@ -6,7 +6,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { stripVTControlCharacters } from 'node:util';
 import t, { type Test } from 'tap';
 import type { DomainEvent } from '../../actors/events.ts';
@@ -17,62 +16,28 @@ import type { SendReport } from '../../bin/commands/send.ts';
 import type { StatusReport } from '../../bin/commands/status.ts';
 import type { TopDocument } from '../../bin/commands/top.ts';
 import type { GroupInspection } from '../../lib/inspect.ts';
-import { Worker } from '../../lib/worker/worker.ts';
+import { parleyEnv, type Ran, ROOT, runParley } from '../helpers/cli.ts';
 import { startNatsCluster, startNatsServer } from '../helpers/nats-server.ts';
-import { Integrator, runtimeSettings, testLog } from '../helpers/runtime.ts';
+import { startRuntime, startWorker } from '../helpers/runtime.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const UNREACHABLE = 'nats://127.0.0.1:1';
 const ESC = '\u001b[';
 
 const dataDir = await mkdtemp(join(tmpdir(), 'parley-cli-test-'));
 t.teardown(() => rm(dataDir, { recursive: true, force: true }));
-const server = await startNatsServer({ t });
-
-const worker = await Worker.start({
-  url: server.url,
-  settings: runtimeSettings(),
-  log: testLog,
-  id: 'w-cli',
-  leaseMs: 1_000,
-});
-t.teardown(() => worker.stop());
-const it = await Integrator.connect(server.url);
-t.teardown(() => it.close());
+const { server, it } = await startRuntime(t, { id: 'w-cli' });
 
 /** The environment of a subprocess: this server, and nothing that would point elsewhere. */
 function env(over: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  const e: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: 'warn', PARLEY_DATA_DIR: dataDir };
+  const e = parleyEnv({ PARLEY_DATA_DIR: dataDir });
   delete e.NO_COLOR;
   delete e.PARLEY_CONFIG;
   return { ...e, NATS_URL: server.url, ...over };
 }
 
-interface Ran {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs `parley <args>` to its end, with `input` on its stdin. */
+/** Runs `parley <args>` to its end (in `env()` unless told), with `input` on its stdin. */
 function parley(args: string[], options: { env?: NodeJS.ProcessEnv; input?: string } = {}) {
-  return new Promise<Ran>((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'bin/parley.ts', ...args], {
-      cwd: ROOT,
-      env: options.env ?? env(),
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.stdin.end(options.input ?? '');
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runParley(args, { ...options, env: options.env ?? env() });
 }
 
 /** Runs `parley <args> --json`, checks it succeeded with nothing but one JSON document. */
@@ -550,15 +515,7 @@ t.test('on a NATS server no worker has started on, each command says so', async 
 
 t.test('status on a cluster names it, its size, and each stream leader', async (t) => {
   const cluster = await startNatsCluster(3, { t });
-  const clustered = await Worker.start({
-    url: cluster.urls,
-    settings: runtimeSettings(),
-    log: testLog,
-    id: 'w-cluster',
-    leaseMs: 1_000,
-    replicas: 3,
-  });
-  t.teardown(() => clustered.stop());
+  await startWorker(t, cluster.urls, { id: 'w-cluster', replicas: 3 });
   const ran = await parley(['status', '--json'], {
     env: env({ NATS_URL: cluster.urls.join(',') }),
   });

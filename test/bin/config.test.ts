@@ -1,31 +1,16 @@
 // `parley config validate|apply|show` as an operator runs them: a subprocess against a real
 // nats-server and a running worker, which applies the new configuration without a restart.
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 import { inspectGroup } from '../../lib/inspect.ts';
-import { Worker } from '../../lib/worker/worker.ts';
+import { parleyEnv, runParley } from '../helpers/cli.ts';
 import { startNatsServer } from '../helpers/nats-server.ts';
-import { runtimeSettings, testLog } from '../helpers/runtime.ts';
+import { startWorker } from '../helpers/runtime.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-
-function parley(args: string[], env: NodeJS.ProcessEnv = {}) {
-  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', 'bin/parley.ts', ...args],
-      { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'warn', ...env } },
-      (error, stdout, stderr) => {
-        const code = error ? ((error as { code?: number }).code ?? 1) : 0;
-        resolve({ code: typeof code === 'number' ? code : 1, stdout, stderr });
-      },
-    );
-  });
-}
+const parley = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+  runParley(args, { env: parleyEnv(env) });
 
 async function file(t: Test, text: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'parley-config-test-'));
@@ -61,13 +46,7 @@ t.test('validate says a good file is valid and names what is wrong in a bad one'
 
 t.test('apply makes a file the live configuration and the running worker uses it', async (t) => {
   const server = await startNatsServer({ t });
-  const worker = await Worker.start({
-    url: server.url,
-    settings: runtimeSettings(),
-    log: testLog,
-    leaseMs: 1_000,
-  });
-  t.teardown(() => worker.stop());
+  const worker = await startWorker(t, server.url);
   const env = { NATS_URL: server.url };
 
   const shown = await parley(['config', 'show', '--json'], env);

@@ -4,7 +4,6 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -15,7 +14,7 @@ import { connect } from '@nats-io/transport-node';
 import t from 'tap';
 import type { DomainEvent } from '../../actors/events.ts';
 import { DEFAULT_NATS_URL, resolveNatsUrl } from '../../lib/nats/embedded.ts';
-import { startNatsServer, type Teardown } from '../helpers/nats-server.ts';
+import { closedPort, startNatsServer, type Teardown } from '../helpers/nats-server.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const run = promisify(execFile);
@@ -168,16 +167,6 @@ function killLeftovers(t: Teardown, dataDir: string): void {
       }
     }
   });
-}
-
-/** A loopback port on which nothing listens. */
-async function closedPort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const address = probe.address();
-  await new Promise((resolve) => probe.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
 }
 
 t.test(

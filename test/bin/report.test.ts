@@ -1,39 +1,13 @@
 // `parley report live|period` as a supervisor runs them: a subprocess reading the events stream
 // of a real nats-server after a worker closed a conversation.
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { Worker } from '../../lib/worker/worker.ts';
-import { startNatsServer } from '../helpers/nats-server.ts';
-import { Integrator, runtimeSettings, testLog } from '../helpers/runtime.ts';
+import { parleyEnv, runParley } from '../helpers/cli.ts';
+import { startRuntime } from '../helpers/runtime.ts';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-
-function parley(args: string[], env: NodeJS.ProcessEnv) {
-  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', 'bin/parley.ts', ...args],
-      { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'warn', ...env } },
-      (error, stdout, stderr) => {
-        const code = error ? (error as { code?: number }).code : 0;
-        resolve({ code: typeof code === 'number' ? code : 1, stdout, stderr });
-      },
-    );
-  });
-}
+const parley = (args: string[], env: NodeJS.ProcessEnv) => runParley(args, { env: parleyEnv(env) });
 
 t.test('report live and report period count what was closed', async (t) => {
-  const server = await startNatsServer({ t });
-  const worker = await Worker.start({
-    url: server.url,
-    settings: runtimeSettings(),
-    log: testLog,
-    leaseMs: 1_000,
-  });
-  t.teardown(() => worker.stop());
-  const it = await Integrator.connect(server.url);
-  t.teardown(() => it.close());
+  const { server, it } = await startRuntime(t);
   await it.send({ type: 'SetAgentPresence', agent: 'alice', presence: 'online' });
   await it.send({
     type: 'StartConversation',

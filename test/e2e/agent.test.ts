@@ -3,8 +3,15 @@
 // then presence made by the console's live connection. A gateway, a worker and a nats-server of
 // the test's own.
 import { setTimeout as sleep } from 'node:timers/promises';
-import t, { type Test } from 'tap';
-import { call, KEYS, type SseEvent, SseReader, startParley } from '../helpers/gateway.ts';
+import t from 'tap';
+import {
+  call,
+  KEYS,
+  openStream,
+  type SseEvent,
+  type SseReader,
+  startParley,
+} from '../helpers/gateway.ts';
 
 const TV_PAGE = 'https://shop.example/tv/oled-55';
 const ALICE = KEYS.agents.alice;
@@ -17,20 +24,6 @@ interface Msg {
   note?: string;
   author: { kind: string; id?: string; name?: string };
   attachments: unknown[];
-}
-
-/**
- * Opens a stream that the test's teardown closes before it stops the gateway (a gateway does
- * not stop while a stream is open).
- */
-async function stream(
-  t: Test,
-  url: string,
-  options: { token: string; lastEventId?: string },
-): Promise<SseReader> {
-  const reader = await SseReader.open(url, options);
-  t.teardown(() => reader.close());
-  return reader;
 }
 
 /** The first event after the `mark`-th one received that passes `test`. */
@@ -84,7 +77,7 @@ t.test(
     t.match(started.body, { state: 'queued' }, 'waits: nobody is online');
 
     // The console connects: a snapshot first, then the push.
-    const alice = await stream(t, `${http}/v1/agent/events`, { token: ALICE });
+    const alice = await openStream(t, `${http}/v1/agent/events`, { token: ALICE });
     t.equal(alice.status, 200);
     const snapshot = await alice.waitFor(() => true, 'the first event');
     t.equal(snapshot.event, 'snapshot', 'a snapshot comes first');
@@ -436,7 +429,7 @@ t.test('an agent whose console is gone longer than the grace period goes offline
   const widget = () =>
     call<{ agentsOnline: boolean }>(http, 'GET', `/v1/widget?url=${encodeURIComponent(TV_PAGE)}`);
 
-  const first = await stream(t, `${http}/v1/agent/events`, { token: ALICE });
+  const first = await openStream(t, `${http}/v1/agent/events`, { token: ALICE });
   await first.waitFor((e) => e.event === 'snapshot', 'snapshot');
   t.equal(
     (await call(http, 'PUT', '/v1/agent/presence', { token: ALICE, body: { presence: 'online' } }))
@@ -450,7 +443,7 @@ t.test('an agent whose console is gone longer than the grace period goes offline
   t.equal((await widget()).body.agentsOnline, true, 'the widget shows an agent online');
 
   // Two consoles: closing one of them changes nothing.
-  const second = await stream(t, `${http}/v1/agent/events`, { token: ALICE });
+  const second = await openStream(t, `${http}/v1/agent/events`, { token: ALICE });
   const reconnected = await second.waitFor((e) => e.event === 'snapshot', 'second snapshot');
   t.equal(reconnected.data.presence, 'online');
   await first.close();
@@ -477,7 +470,7 @@ t.test('an agent whose console is gone longer than the grace period goes offline
   await second.close();
   await until(widget, (w) => w.body.agentsOnline === false, 'the widget shows nobody online');
   t.ok(Date.now() - closedAt >= 300, 'not before the grace period');
-  const back = await stream(t, `${http}/v1/agent/events`, { token: ALICE });
+  const back = await openStream(t, `${http}/v1/agent/events`, { token: ALICE });
   const snapshot = await back.waitFor((e) => e.event === 'snapshot', 'snapshot');
   t.equal(snapshot.data.presence, 'offline', 'she is offline for the engine too');
   await back.close();

@@ -3,19 +3,7 @@
 // internals; and nothing accepted before is lost. A gateway, a worker and a nats-server of the
 // test's own.
 import t, { type Test } from 'tap';
-import { startGateway } from '../../lib/gateway/server.ts';
-import { Worker } from '../../lib/worker/worker.ts';
-import {
-  type Answer,
-  call,
-  gatewaySettings,
-  KEYS,
-  SseReader,
-  startParley,
-  testCredentials,
-} from '../helpers/gateway.ts';
-import { startNatsServer } from '../helpers/nats-server.ts';
-import { testLog } from '../helpers/runtime.ts';
+import { type Answer, call, KEYS, SseReader, startParley } from '../helpers/gateway.ts';
 
 const TV_PAGE = 'https://shop.example/tv/oled-55';
 const ALICE = KEYS.agents.alice;
@@ -602,20 +590,7 @@ t.test('an address over its rate limit gets 429 with retry-after', async (t) => 
 t.test(
   'NATS out of reach: 503, never 2xx; the same request succeeds once it is back',
   async (t) => {
-    const server = await startNatsServer({ t });
-    const settings = gatewaySettings();
-    const worker = await Worker.start({ url: server.url, settings, log: testLog, leaseMs: 1_000 });
-    t.teardown(() => worker.stop());
-    const gateway = await startGateway({
-      url: server.url,
-      settings,
-      credentials: testCredentials(),
-      log: testLog,
-      port: 0,
-      limits: { presenceGraceMs: 300, outcomeMs: 5_000 },
-    });
-    t.teardown(() => gateway.stop());
-    const http = gateway.url;
+    const { server, http } = await startParley(t);
     const { token } = await newVisitor(http);
     t.equal(
       (

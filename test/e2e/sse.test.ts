@@ -2,8 +2,8 @@
 // stream deliver, after a reconnection, exactly what followed the last event received, with the
 // same data (unread counts) as a connection that never dropped. A gateway, a worker and a
 // nats-server of the test's own.
-import t, { type Test } from 'tap';
-import { call, KEYS, type SseEvent, SseReader, startParley } from '../helpers/gateway.ts';
+import t from 'tap';
+import { call, KEYS, openStream, type SseEvent, startParley } from '../helpers/gateway.ts';
 
 const TV_PAGE = 'https://shop.example/tv/oled-55';
 const ALICE = KEYS.agents.alice;
@@ -12,17 +12,6 @@ interface Msg {
   id: string;
   seq: number;
   note?: string;
-}
-
-/** A stream the test's teardown closes before it stops the gateway. */
-async function stream(
-  t: Test,
-  url: string,
-  options: { token: string; lastEventId?: string },
-): Promise<SseReader> {
-  const reader = await SseReader.open(url, options);
-  t.teardown(() => reader.close());
-  return reader;
 }
 
 const messageId = (e: SseEvent) => (e.data.message as Msg | undefined)?.id;
@@ -65,7 +54,7 @@ t.test(
     );
     const url = `${http}/v1/visitor/conversations/c-v/events`;
 
-    const first = await stream(t, url, { token });
+    const first = await openStream(t, url, { token });
     t.equal(first.status, 200);
     await first.waitFor((e) => e.event === 'ConversationAssigned', 'assigned');
     await reply(http, 'c-v', 'r-1');
@@ -100,7 +89,7 @@ t.test(
     await reply(http, 'c-v', 'r-4');
     await reply(http, 'c-v', 'r-5');
 
-    const resumed = await stream(t, url, { token, lastEventId: lastId });
+    const resumed = await openStream(t, url, { token, lastEventId: lastId });
     t.equal(resumed.status, 200);
     await resumed.waitFor(added('r-5'), 'r-5, resumed');
     const seenResumed = kept(resumed.events);
@@ -128,7 +117,7 @@ t.test(
     );
 
     // The same as one connection that never dropped.
-    const whole = await stream(t, url, { token });
+    const whole = await openStream(t, url, { token });
     await whole.waitFor(added('r-5'), 'r-5, from the start');
     t.same(
       [...seenFirst, ...seenResumed],
@@ -160,9 +149,9 @@ t.test(
     const token = await visitorWithConversation(http, 'c-a');
     const url = `${http}/v1/agent/events`;
     // A second console tab stays open throughout: it sees what a connection that never dropped sees.
-    const tab = await stream(t, url, { token: ALICE });
+    const tab = await openStream(t, url, { token: ALICE });
     await tab.waitFor((e) => e.event === 'snapshot', 'snapshot');
-    const first = await stream(t, url, { token: ALICE });
+    const first = await openStream(t, url, { token: ALICE });
     t.equal((await first.waitFor(() => true, 'the first event')).event, 'snapshot');
     await call(http, 'PUT', '/v1/agent/presence', { token: ALICE, body: { presence: 'online' } });
     await first.waitFor(
@@ -187,7 +176,7 @@ t.test(
     await write('m-4');
     await tab.waitFor(added('m-4'), 'm-4 on the other tab');
 
-    const resumed = await stream(t, url, { token: ALICE, lastEventId: lastId });
+    const resumed = await openStream(t, url, { token: ALICE, lastEventId: lastId });
     t.equal(resumed.status, 200);
     await resumed.waitFor(added('m-4'), 'm-4, resumed');
     t.notOk(
@@ -220,14 +209,14 @@ t.test(
     const { http } = await startParley(t);
     const token = await visitorWithConversation(http, 'c-gone');
     const url = `${http}/v1/agent/events`;
-    const tab = await stream(t, url, { token: ALICE });
+    const tab = await openStream(t, url, { token: ALICE });
     await tab.waitFor((e) => e.event === 'snapshot', 'snapshot');
     await call(http, 'PUT', '/v1/agent/presence', { token: ALICE, body: { presence: 'online' } });
     await tab.waitFor(
       (e) => e.event === 'ConversationAssigned' && e.data.conversation === 'c-gone',
       'assigned',
     );
-    const first = await stream(t, url, { token: ALICE });
+    const first = await openStream(t, url, { token: ALICE });
     const snapshot = await first.waitFor((e) => e.event === 'snapshot', 'snapshot');
     t.match(snapshot.data, { presence: 'online', conversations: [{ id: 'c-gone' }] });
     await reply(http, 'c-gone', 'r-1');
@@ -249,7 +238,7 @@ t.test(
     t.equal(moved.status, 200);
     await tab.waitFor((e) => e.event === 'ConversationLeft', 'left, on the other tab');
 
-    const resumed = await stream(t, url, { token: ALICE, lastEventId: lastId });
+    const resumed = await openStream(t, url, { token: ALICE, lastEventId: lastId });
     await resumed.waitFor(
       (e) => e.event === 'ConversationLeft' && e.data.conversation === 'c-gone',
       'left, resumed',
@@ -287,7 +276,7 @@ t.test('an invalid Last-Event-ID: 400', async (t) => {
   }
   // The refused streams did not count as consoles: when the real one closes, past the grace
   // period, the agent is offline (the widget shows nobody online).
-  const agentConsole = await stream(t, `${http}/v1/agent/events`, { token: ALICE });
+  const agentConsole = await openStream(t, `${http}/v1/agent/events`, { token: ALICE });
   await agentConsole.waitFor((e) => e.event === 'snapshot', 'snapshot');
   await call(http, 'PUT', '/v1/agent/presence', { token: ALICE, body: { presence: 'online' } });
   await agentConsole.waitFor(

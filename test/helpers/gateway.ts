@@ -4,9 +4,9 @@ import type { Test } from 'tap';
 import { HOUR_MS, type Settings } from '../../actors/settings.ts';
 import type { Credentials } from '../../lib/gateway/auth.ts';
 import { type GatewayLimits, type RunningGateway, startGateway } from '../../lib/gateway/server.ts';
-import { Worker, type WorkerOptions } from '../../lib/worker/worker.ts';
-import { startNatsServer } from './nats-server.ts';
-import { testLog } from './runtime.ts';
+import type { Worker, WorkerOptions } from '../../lib/worker/worker.ts';
+import { type NatsServer, startNatsServer, type Teardown } from './nats-server.ts';
+import { startWorker, testLog } from './runtime.ts';
 import { agent, group, rule } from './settings.ts';
 
 export const KEYS = {
@@ -62,6 +62,7 @@ export function gatewaySettings(): Settings {
 }
 
 export interface Parley {
+  readonly server: NatsServer;
   readonly http: string;
   readonly natsUrl: string;
   readonly gateway: RunningGateway;
@@ -78,14 +79,7 @@ export async function startParley(
 ): Promise<Parley> {
   const server = await startNatsServer({ t });
   const settings = options.settings ?? gatewaySettings();
-  const worker = await Worker.start({
-    url: server.url,
-    settings,
-    log: testLog,
-    leaseMs: 1_000,
-    ...options.worker,
-  });
-  t.teardown(() => worker.stop());
+  const worker = await startWorker(t, server.url, { settings, ...options.worker });
   const gateway = await startGateway({
     url: server.url,
     settings,
@@ -95,7 +89,7 @@ export async function startParley(
     limits: { presenceGraceMs: 300, outcomeMs: 5_000, ...options.limits },
   });
   t.teardown(() => gateway.stop());
-  return { http: gateway.url, natsUrl: server.url, gateway, worker };
+  return { server, http: gateway.url, natsUrl: server.url, gateway, worker };
 }
 
 export interface Answer<T = Record<string, unknown>> {
@@ -222,4 +216,18 @@ export class SseReader {
     this.#controller.abort();
     await this.#done;
   }
+}
+
+/**
+ * Opens a stream that the test's teardown closes before it stops the gateway (a gateway does
+ * not stop while a stream is open).
+ */
+export async function openStream(
+  t: Teardown,
+  url: string,
+  options: { token?: string; lastEventId?: string } = {},
+): Promise<SseReader> {
+  const reader = await SseReader.open(url, options);
+  t.teardown(() => reader.close());
+  return reader;
 }

@@ -333,6 +333,12 @@ async function waitForInfo(port: number, deadline: number): Promise<void> {
   }
 }
 
+/** A loopback port nobody listens on (just freed by the kernel). */
+export async function closedPort(): Promise<number> {
+  const [port] = await freePorts(1);
+  return port!;
+}
+
 /** `count` distinct free TCP ports on loopback, as the kernel hands them out. */
 async function freePorts(count: number): Promise<number[]> {
   const probes = await Promise.all(

@@ -7,6 +7,8 @@ import type { Command, DomainEvent } from '../../actors/events.ts';
 import { HOUR_MS } from '../../actors/settings.ts';
 import { connectNats } from '../../lib/nats/connection.ts';
 import { agentCommandSubject, commandSubject, STREAMS } from '../../lib/nats/streams.ts';
+import { Worker, type WorkerOptions } from '../../lib/worker/worker.ts';
+import { type NatsServer, startNatsServer, type Teardown } from './nats-server.ts';
 import { group, testSettings } from './settings.ts';
 
 /** Quiet logs unless PARLEY_TEST_LOG names a level. */
@@ -124,4 +126,45 @@ export class Integrator {
     this.sub.unsubscribe();
     await this.nc.drain();
   }
+}
+
+/** A worker of this process on `url` (one worker hosts every group), stopped with the test. */
+export async function startWorker(
+  t: Teardown,
+  url: string | string[],
+  options: Partial<WorkerOptions> = {},
+): Promise<Worker> {
+  const worker = await Worker.start({
+    url,
+    settings: runtimeSettings(),
+    log: testLog,
+    leaseMs: 1_000,
+    ...options,
+  });
+  t.teardown(() => worker.stop());
+  return worker;
+}
+
+/** An integrator connected to `url`, closed with the test. */
+export async function connectIntegrator(t: Teardown, url: string): Promise<Integrator> {
+  const it = await Integrator.connect(url);
+  t.teardown(() => it.close());
+  return it;
+}
+
+export interface Runtime {
+  readonly server: NatsServer;
+  readonly worker: Worker;
+  readonly it: Integrator;
+}
+
+/** A nats-server, one worker hosting every group, and an integrator, all stopped with the test. */
+export async function startRuntime(
+  t: Teardown,
+  options: Partial<WorkerOptions> = {},
+): Promise<Runtime> {
+  const server = await startNatsServer({ t });
+  const worker = await startWorker(t, server.url, options);
+  const it = await connectIntegrator(t, server.url);
+  return { server, worker, it };
 }

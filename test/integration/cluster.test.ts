@@ -2,9 +2,8 @@
 // killing one server does not stop Parley, and loses nothing.
 import t from 'tap';
 import type { Command } from '../../actors/events.ts';
-import { Worker } from '../../lib/worker/worker.ts';
 import { startNatsCluster } from '../helpers/nats-server.ts';
-import { Integrator, runtimeSettings, testLog } from '../helpers/runtime.ts';
+import { connectIntegrator, type Integrator, startWorker } from '../helpers/runtime.ts';
 
 // Leader elections are slow when the machine is busy (the suite runs files side by side).
 t.setTimeout(300_000);
@@ -30,16 +29,8 @@ t.test(
   async (t) => {
     t.setTimeout(180_000);
     const cluster = await startNatsCluster(3, { t });
-    const worker = await Worker.start({
-      url: cluster.urls,
-      settings: runtimeSettings(),
-      log: testLog,
-      leaseMs: 1_000,
-      replicas: 3,
-    });
-    t.teardown(() => worker.stop());
-    const it = await Integrator.connect(cluster.urls.join(','));
-    t.teardown(() => it.close());
+    await startWorker(t, cluster.urls, { replicas: 3 });
+    const it = await connectIntegrator(t, cluster.urls.join(','));
 
     await sendSurely(
       it,

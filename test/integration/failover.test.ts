@@ -6,20 +6,23 @@ import type { DomainEvent } from '../../actors/events.ts';
 import type { Settings } from '../../actors/settings.ts';
 import { BUCKETS } from '../../lib/nats/streams.ts';
 import { startNatsServer } from '../helpers/nats-server.ts';
-import { Integrator, runtimeSettings } from '../helpers/runtime.ts';
+import { connectIntegrator, type Integrator, runtimeSettings } from '../helpers/runtime.ts';
 import { group, rule } from '../helpers/settings.ts';
-import { splitIds, startWorkerProcess } from '../helpers/worker-process.ts';
+import { splitIds, startWorkerProcess, type WorkerProcess } from '../helpers/worker-process.ts';
 
 const LEASES = ['tv', 'orders', '_agent'];
 
-/** Two worker processes, tv on one and orders on the other, and an integrator connected. */
-async function twoWorkers(t: Test, url: string, settings: Settings): Promise<Integrator> {
+/** Two worker processes, `a` hosting tv and `b` orders, and an integrator connected. */
+async function twoWorkers(
+  t: Test,
+  url: string,
+  settings: Settings,
+): Promise<{ a: WorkerProcess; b: WorkerProcess; it: Integrator }> {
   const [idA, idB] = splitIds(LEASES, 'tv', 'orders');
-  await startWorkerProcess(url, settings, { id: idA, t });
-  await startWorkerProcess(url, settings, { id: idB, t });
-  const it = await Integrator.connect(url);
-  t.teardown(() => it.close());
-  return it;
+  const a = await startWorkerProcess(url, settings, { id: idA, t });
+  const b = await startWorkerProcess(url, settings, { id: idB, t });
+  const it = await connectIntegrator(t, url);
+  return { a, b, it };
 }
 
 /** alice online, and a conversation started in tv and handed to her. */
@@ -72,12 +75,7 @@ t.test(
   'SIGKILL a worker while commands stream in: nothing lost, nothing applied twice, the survivor resumes',
   async (t) => {
     const server = await startNatsServer({ t });
-    const settings = directSettings();
-    const [idA, idB] = splitIds(LEASES, 'tv', 'orders');
-    const a = await startWorkerProcess(server.url, settings, { id: idA, t });
-    const b = await startWorkerProcess(server.url, settings, { id: idB, t });
-    const it = await Integrator.connect(server.url);
-    t.teardown(() => it.close());
+    const { a, b, it } = await twoWorkers(t, server.url, directSettings());
 
     const conversations = Array.from({ length: 10 }, (_, i) => ({
       id: `k${i}`,
@@ -150,12 +148,7 @@ t.test(
 
 t.test('a snooze set by a worker that then dies wakes on the survivor', async (t) => {
   const server = await startNatsServer({ t });
-  const settings = directSettings();
-  const [idA, idB] = splitIds(LEASES, 'tv', 'orders');
-  const a = await startWorkerProcess(server.url, settings, { id: idA, t });
-  const b = await startWorkerProcess(server.url, settings, { id: idB, t });
-  const it = await Integrator.connect(server.url);
-  t.teardown(() => it.close());
+  const { a, b, it } = await twoWorkers(t, server.url, directSettings());
   await assignedToAlice(it, 's1');
   await it.send({ type: 'Snooze', conversation: 's1', agent: 'alice', durationMs: 2_500 }, 'tv');
   const snoozed = await it.waitFor((e) => e.type === 'ConversationSnoozed', 10_000, 'snoozed');
@@ -181,7 +174,7 @@ t.test('the cap holds with two workers and concurrent escalations into one group
       group('orders', { cap: 4 }),
     ],
   };
-  const it = await twoWorkers(t, server.url, settings);
+  const { it } = await twoWorkers(t, server.url, settings);
   const N = 30;
   await startAlternating(it, 'x', N);
   for (let i = 0; i < N; i++) {
@@ -212,7 +205,7 @@ t.test('the cap holds with two workers and concurrent escalations into one group
 t.test('an agent’s slots hold when the agent’s groups are on different workers', async (t) => {
   const server = await startNatsServer({ t });
   const settings = directSettings(); // bob serves tv and orders with 2 slots
-  const it = await twoWorkers(t, server.url, settings);
+  const { it } = await twoWorkers(t, server.url, settings);
   const N = 20;
   await startAlternating(it, 'y', N);
   for (let i = 0; i < N; i++) {
@@ -243,8 +236,7 @@ t.test('a worker that joins takes its share; SIGTERM hands its groups over at on
   const leaseMs = 4_000; // long, so a handover by expiry would show
   const a = await startWorkerProcess(server.url, settings, { id: idA, leaseMs, t });
   t.same([...a.hosted].sort(), ['_agent', 'orders', 'tv'], 'alone, a hosts everything');
-  const it = await Integrator.connect(server.url);
-  t.teardown(() => it.close());
+  const it = await connectIntegrator(t, server.url);
   const leases = await new Kvm(it.nc).open(BUCKETS.leases);
   const owner = async (g: string) => {
     const e = await leases.get(g);
@@ -284,7 +276,7 @@ t.test('a worker that joins takes its share; SIGTERM hands its groups over at on
 t.test('a transfer to a group hosted by another worker', async (t) => {
   const server = await startNatsServer({ t });
   const settings = directSettings();
-  const it = await twoWorkers(t, server.url, settings);
+  const { it } = await twoWorkers(t, server.url, settings);
   await assignedToAlice(it, 'tr1');
   await it.send(
     { type: 'Transfer', conversation: 'tr1', agent: 'alice', to: { group: 'orders' } },

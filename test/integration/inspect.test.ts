@@ -1,7 +1,7 @@
 // The live inspection the CLI and the gateway ask of the worker hosting a routing group, against a
 // real nats-server and a real worker driven through NATS subjects.
 import { setTimeout as sleep } from 'node:timers/promises';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import type { DomainEvent } from '../../actors/events.ts';
 import { isParleyError, ParleyError } from '../../lib/errors.ts';
 import {
@@ -10,26 +10,14 @@ import {
   inspectGroup,
   inspectSubject,
 } from '../../lib/inspect.ts';
-import { Worker, type WorkerOptions } from '../../lib/worker/worker.ts';
 import { startNatsServer } from '../helpers/nats-server.ts';
-import { Integrator, runtimeSettings, testLog } from '../helpers/runtime.ts';
+import {
+  connectIntegrator,
+  runtimeSettings,
+  startRuntime,
+  startWorker,
+} from '../helpers/runtime.ts';
 import { splitIds } from '../helpers/worker-process.ts';
-
-/** A nats-server, one worker hosting every group, and an integrator, all stopped with the test. */
-async function runtime(t: Test, options: Partial<WorkerOptions> = {}) {
-  const server = await startNatsServer({ t });
-  const worker = await Worker.start({
-    url: server.url,
-    settings: runtimeSettings(),
-    log: testLog,
-    leaseMs: 1_000,
-    ...options,
-  });
-  t.teardown(() => worker.stop());
-  const it = await Integrator.connect(server.url);
-  t.teardown(() => it.close());
-  return { server, worker, it };
-}
 
 const is =
   (type: DomainEvent['type'], conversation: string) =>
@@ -50,7 +38,7 @@ async function failure(promise: Promise<unknown>): Promise<ParleyError> {
 t.test(
   'a conversation is inspected live from the bot to the waiting list, an agent and a snooze',
   async (t) => {
-    const { worker, it } = await runtime(t);
+    const { worker, it } = await startRuntime(t);
     const start = (conversation: string) =>
       it.send({
         type: 'StartConversation',
@@ -162,7 +150,7 @@ t.test(
 t.test(
   'an unknown conversation is not found, a malformed request is refused, and a group nobody hosts fails at once',
   async (t) => {
-    const { worker, it } = await runtime(t);
+    const { worker, it } = await startRuntime(t);
 
     const unknown = await failure(inspectConversation(it.nc, 'tv', 'nobody'));
     t.equal(unknown.code, 'PARLEY_ERR_NOT_FOUND');
@@ -221,7 +209,7 @@ t.test(
 
 t.test('a conversation let out of memory is read from the store', async (t) => {
   // Every checkpoint (each 50 ms) lets every stored idle conversation go.
-  const { worker, it } = await runtime(t, { idleMs: 0, checkpointMs: 50 });
+  const { worker, it } = await startRuntime(t, { idleMs: 0, checkpointMs: 50 });
   const inMemory = (c: string) => worker.host('tv')?.engine.conversation(c) !== undefined;
 
   await it.send({ type: 'SetAgentPresence', agent: 'alice', presence: 'online' });
@@ -263,23 +251,12 @@ t.test('a conversation let out of memory is read from the store', async (t) => {
 t.test('after a rebalance each group is answered by its new owner only', async (t) => {
   const server = await startNatsServer({ t });
   const [idA, idB] = splitIds(['tv', 'orders', '_agent'], 'tv', 'orders');
-  const start = (id: string) =>
-    Worker.start({
-      url: server.url,
-      settings: runtimeSettings(),
-      log: testLog,
-      leaseMs: 1_000,
-      id,
-    });
-  const a = await start(idA);
-  t.teardown(() => a.stop());
+  const a = await startWorker(t, server.url, { id: idA });
   t.same(a.hosted(), ['_agent', 'orders', 'tv'], 'alone, the first worker hosts everything');
-  const it = await Integrator.connect(server.url);
-  t.teardown(() => it.close());
+  const it = await connectIntegrator(t, server.url);
   t.equal((await inspectGroup(it.nc, 'orders')).worker, idA);
 
-  const b = await start(idB);
-  t.teardown(() => b.stop());
+  const b = await startWorker(t, server.url, { id: idB });
   for (let i = 0; i < 100 && !(b.host('orders') && !a.host('orders')); i++) await sleep(100);
   t.ok(b.host('orders') && !a.host('orders'), 'orders moved to the second worker');
   t.ok(a.host('tv'), 'tv stayed');

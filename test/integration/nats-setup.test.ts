@@ -3,7 +3,6 @@
 // command id, and a three-server cluster with replicated streams.
 
 import { execFile } from 'node:child_process';
-import { createServer } from 'node:net';
 import { jetstream, jetstreamManager, StorageType } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { nanos } from '@nats-io/transport-node';
@@ -27,7 +26,7 @@ import {
   validateGroupId,
   validateId,
 } from '../../lib/nats/streams.ts';
-import { startNatsCluster, startNatsServer } from '../helpers/nats-server.ts';
+import { closedPort, startNatsCluster, startNatsServer } from '../helpers/nats-server.ts';
 
 const ALL_STREAMS = [
   STREAMS.commands,
@@ -286,16 +285,6 @@ t.test('a three-server cluster takes R3 streams and leaves no process behind', a
     'every server has exited',
   );
 });
-
-/** A loopback port nobody listens on (just freed by the kernel). */
-async function closedPort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const address = probe.address();
-  await new Promise((resolve) => probe.close(resolve));
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
 
 /** Pids of processes whose command line contains `text` (pgrep without a shell, to not match itself). */
 function pgrep(text: string): Promise<string[]> {

@@ -13,9 +13,7 @@ import { connectNats } from '../../lib/nats/connection.ts';
 import { STREAMS } from '../../lib/nats/streams.ts';
 import { Projection } from '../../lib/reports/projection.ts';
 import { Reporter } from '../../lib/reports/reporter.ts';
-import { Worker } from '../../lib/worker/worker.ts';
-import { startNatsServer } from '../helpers/nats-server.ts';
-import { Integrator, runtimeSettings, testLog } from '../helpers/runtime.ts';
+import { runtimeSettings, startRuntime, testLog } from '../helpers/runtime.ts';
 
 const is =
   (type: string, conversation?: string, more: (e: DomainEvent) => boolean = () => true) =>
@@ -30,16 +28,7 @@ const SUPERVISOR_KEY = 'supervisor-key-for-the-reports-test';
 t.test(
   'the reporter follows the events stream; rebuilt or restarted, it gives the same figures',
   async (t) => {
-    const server = await startNatsServer({ t });
-    const worker = await Worker.start({
-      url: server.url,
-      settings: runtimeSettings(),
-      log: testLog,
-      leaseMs: 1_000,
-    });
-    t.teardown(() => worker.stop());
-    const it = await Integrator.connect(server.url);
-    t.teardown(() => it.close());
+    const { server, it } = await startRuntime(t);
     const began = Date.now();
 
     // alice (tv, 2 slots) online; c1 answered, closed with a tag and surveyed; c2 snoozed for an
@@ -185,16 +174,7 @@ t.test(
 );
 
 t.test('the report routes: supervisor credential, validation, Prometheus text', async (t) => {
-  const server = await startNatsServer({ t });
-  const worker = await Worker.start({
-    url: server.url,
-    settings: runtimeSettings(),
-    log: testLog,
-    leaseMs: 1_000,
-  });
-  t.teardown(() => worker.stop());
-  const it = await Integrator.connect(server.url);
-  t.teardown(() => it.close());
+  const { server, it } = await startRuntime(t);
   await it.send({ type: 'SetAgentPresence', agent: 'alice', presence: 'online' });
   await it.send({ type: 'StartConversation', conversation: 'r1', visitor: 'v1', rule: 'direct' });
   await it.waitFor(is('ConversationAssigned', 'r1'));

@@ -1,25 +1,7 @@
 // The engine's story end to end through NATS subjects, as an integrator drives it, with a real
 // nats-server and a real worker.
-import t, { type Test } from 'tap';
-import { Worker, type WorkerOptions } from '../../lib/worker/worker.ts';
-import { startNatsServer } from '../helpers/nats-server.ts';
-import { Integrator, runtimeSettings, testLog } from '../helpers/runtime.ts';
-
-/** A nats-server, one worker hosting every group, and an integrator, all stopped with the test. */
-async function runtime(t: Test, options: Partial<WorkerOptions> = {}) {
-  const server = await startNatsServer({ t });
-  const worker = await Worker.start({
-    url: server.url,
-    settings: runtimeSettings(),
-    log: testLog,
-    leaseMs: 1_000,
-    ...options,
-  });
-  t.teardown(() => worker.stop());
-  const it = await Integrator.connect(server.url);
-  t.teardown(() => it.close());
-  return { worker, it };
-}
+import t from 'tap';
+import { runtimeSettings, startRuntime } from '../helpers/runtime.ts';
 
 const is =
   (
@@ -36,7 +18,7 @@ const is =
 t.test(
   'an integrator runs a conversation through NATS: start, assign, reply, snooze, wake, close',
   async (t) => {
-    const { worker, it } = await runtime(t);
+    const { worker, it } = await startRuntime(t);
     t.same(worker.hosted(), ['_agent', 'orders', 'tv'], 'a single worker hosts every group');
 
     await it.send({ type: 'SetAgentPresence', agent: 'alice', presence: 'online' });
@@ -93,7 +75,7 @@ t.test(
 t.test(
   'a malformed command is refused without stopping the group; a duplicate is harmless',
   async (t) => {
-    const { it } = await runtime(t);
+    const { it } = await startRuntime(t);
 
     await it.js.publish('parley.cmd.tv.c9', '{"type":"Snooze","conversation":"c9"', {
       msgID: 'bad-1',
@@ -137,7 +119,7 @@ t.test(
 t.test(
   'a reused conversation id is refused, and an early SnoozeExpired from outside does nothing',
   async (t) => {
-    const { it } = await runtime(t);
+    const { it } = await startRuntime(t);
 
     await it.send({ type: 'StartConversation', conversation: 'r1', visitor: 'v1', rule: 'direct' });
     await it.send({ type: 'Close', conversation: 'r1', by: { visitor: 'v1' } });
@@ -196,7 +178,11 @@ t.test(
       groups: settings.groups.map((g) => ({ ...g, offlinePolicy: 'return' as const })),
     };
     // Every checkpoint (each 50 ms) lets every stored idle conversation go.
-    const { worker, it } = await runtime(t, { settings: returning, idleMs: 0, checkpointMs: 50 });
+    const { worker, it } = await startRuntime(t, {
+      settings: returning,
+      idleMs: 0,
+      checkpointMs: 50,
+    });
     const inMemory = (c: string) => worker.host('tv')?.engine.conversation(c) !== undefined;
     const settle = () => new Promise((r) => setTimeout(r, 300));
 
