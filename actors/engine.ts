@@ -90,6 +90,12 @@ export interface StepResult {
   readonly handovers: Handover[];
 }
 
+/** A snoozed conversation and the time its snooze ends. */
+export interface SnoozeDeadline {
+  readonly conversation: string;
+  readonly until: number;
+}
+
 /** A place released by `repair()`: an agent's slot, or a seat of a group's waiting list. */
 export type Released =
   | { readonly conversation: string; readonly agent: string }
@@ -232,11 +238,16 @@ export class Engine {
    * group's waiting list (held only by one waiting or snoozed in that group). A worker that dies
    * while committing the world leaves such a place when the commands applied again make another
    * choice (it writes what is taken before what is released), and nothing else would free it. Only
-   * conversations in memory are judged. Then hands out what the freed places allow.
+   * conversations in memory are judged, after a hand-out. Then hands out what the freed places
+   * allow.
    */
   repair(now: number): StepResult & { readonly released: readonly Released[] } {
     const out: DomainEvent[] = [];
     const released: Released[] = [];
+    // Hand out first: a waiting conversation whose agent still holds its slot goes back to that
+    // agent (#pickAgent), as it would have on the next command; only then is a slot judged.
+    this.#handOutPossible = true;
+    this.#dispatch(now, out);
     for (const agent of this.#agentSettings.keys()) {
       for (const conversation of this.#world.agent(agent)?.context.conversations ?? []) {
         const rec = this.#conversations.get(conversation);
@@ -664,25 +675,31 @@ export class Engine {
   // ---------------------------------------------------------------------------------------------
   // Reading
 
-  /** Every pending snooze deadline, earliest first. */
-  /** The earliest snooze deadline of the hosted groups (the first of `snoozeDeadlines()`), without sorting them all. */
-  nextSnoozeDeadline(): { conversation: string; until: number } | undefined {
-    let next: { conversation: string; until: number } | undefined;
+  /**
+   * The snooze deadline of the hosted groups with the smallest `when(deadline)` (by default its
+   * `until`: the first of `snoozeDeadlines()`), ties to the smaller conversation id, without
+   * sorting them all.
+   */
+  nextSnoozeDeadline(
+    when: (deadline: SnoozeDeadline) => number = (d) => d.until,
+  ): SnoozeDeadline | undefined {
+    let next: SnoozeDeadline | undefined;
+    let nextAt = 0;
     for (const g of this.#groups.values()) {
       for (const s of g.context.snoozed) {
-        if (
-          !next ||
-          s.until < next.until ||
-          (s.until === next.until && s.conversation < next.conversation)
-        )
+        const at = when(s);
+        if (!next || at < nextAt || (at === nextAt && s.conversation < next.conversation)) {
           next = s;
+          nextAt = at;
+        }
       }
     }
     return next && { conversation: next.conversation, until: next.until };
   }
 
-  snoozeDeadlines(): { conversation: string; until: number }[] {
-    const all: { conversation: string; until: number }[] = [];
+  /** Every pending snooze deadline, earliest first. */
+  snoozeDeadlines(): SnoozeDeadline[] {
+    const all: SnoozeDeadline[] = [];
     for (const g of this.#groups.values()) all.push(...g.context.snoozed);
     return all.sort((a, b) => a.until - b.until || (a.conversation < b.conversation ? -1 : 1));
   }

@@ -316,9 +316,16 @@ export class Backend {
     return entry?.operation === 'PUT' ? parse<GroupRecord>(entry.value) : undefined;
   }
 
-  /** The conversations stored open under the group (its open index). */
-  openConversations(group: string): Promise<string[]> {
-    return indexedOpen(this.jsm, group);
+  /**
+   * The conversations stored open under the group: its open index, and the list a record from
+   * before the index holds (a group not yet taken over by a worker that keeps the index).
+   */
+  async openConversations(group: string): Promise<string[]> {
+    const [indexed, record] = await Promise.all([
+      indexedOpen(this.jsm, group),
+      this.groupRecord(group),
+    ]);
+    return [...new Set([...indexed, ...(record?.open ?? [])])];
   }
 
   /** The conversations holding a seat of the group's waiting list now. */

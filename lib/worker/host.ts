@@ -21,6 +21,7 @@ import {
   Engine,
   type Handover,
   type Released,
+  type SnoozeDeadline,
   type StepResult,
 } from '../../actors/engine.ts';
 import type { Command, DomainEvent } from '../../actors/events.ts';
@@ -98,6 +99,8 @@ export interface HostDeps {
 }
 
 const ADMIT = 'Parley-Admit';
+/** How long an expiry sent waits to be applied before it is sent again. */
+const RESEND_MS = 1_000;
 /** Units of work whose events may wait for their PubAcks while the next ones are applied. */
 const MAX_STORING = 8;
 const UNIT_END = { [UNIT_END_HEADER]: '1' } as const;
@@ -107,13 +110,13 @@ const json = (value: unknown) => encoder.encode(JSON.stringify(value));
 const parse = <T>(data: Uint8Array): T => JSON.parse(decoder.decode(data)) as T;
 
 /**
- * A command's stream sequence and the server's stamp on it in ms, read from one split of the
- * reply subject (`$JS.ACK.[<domain>.<account>.]<stream>.<consumer>.<delivered>.<seq>.<consumer
+ * A command's stream sequence, its consumer sequence and the server's stamp on it in ms, read from
+ * one split of the reply subject (`$JS.ACK.[<domain>.<account>.]<stream>.<consumer>.<delivered>.<seq>.<consumer
  * seq>.<ns>.<pending>[.<token>]`). `msg.seq` and `msg.timestampNanos` split it once each and
  * build an object and a BigInt: ~2 µs a command. The ms are the ns without their last six digits,
  * exactly `Number(msg.timestampNanos / 1_000_000n)`. Anything else is left to nats.js.
  */
-export function deliveryOf(msg: JsMsg): { seq: number; at: number } {
+export function deliveryOf(msg: JsMsg): { seq: number; consumerSeq: number; at: number } {
   const reply = (msg as { reply?: unknown }).reply;
   if (typeof reply === 'string' && reply.startsWith('$JS.ACK.')) {
     // Where each of the first 12 tokens starts (a token ends one before the next starts).
@@ -126,13 +129,18 @@ export function deliveryOf(msg: JsMsg): { seq: number; at: number } {
     if (count === 9 || count >= 11) {
       // Tokens 7 and 9 of the new form are never the last one.
       const seq = reply.slice(starts[7 + o], starts[8 + o]! - 1);
+      const consumerSeq = reply.slice(starts[8 + o], starts[9 + o]! - 1);
       const ns = reply.slice(starts[9 + o], starts[10 + o]! - 1);
-      if (/^\d+$/.test(seq) && /^\d{7,}$/.test(ns)) {
-        return { seq: Number(seq), at: Number(ns.slice(0, -6)) };
+      if (/^\d+$/.test(seq) && /^\d+$/.test(consumerSeq) && /^\d{7,}$/.test(ns)) {
+        return { seq: Number(seq), consumerSeq: Number(consumerSeq), at: Number(ns.slice(0, -6)) };
       }
     }
   }
-  return { seq: msg.seq, at: Number(msg.timestampNanos / 1_000_000n) };
+  return {
+    seq: msg.seq,
+    consumerSeq: msg.info.deliverySequence,
+    at: Number(msg.timestampNanos / 1_000_000n),
+  };
 }
 
 /** The durable consumer of a group's commands. */
@@ -177,10 +185,12 @@ export class GroupHost {
   #queue: Promise<void> = Promise.resolve();
   #stopped = false;
   #pokes = 0;
-  /** How many times each deadline's expiry was sent. */
-  readonly #fired = new Map<string, number>();
+  /** Expiries sent and not yet seen applied, by conversation: its deadline, tries, when last sent. */
+  readonly #expiring = new Map<string, { until: number; tries: number; at: number }>();
   /** The last command stream sequence applied (the group record holds the last checkpointed). */
   #appliedSeq = 0;
+  /** The consumer sequence of the last message of the last batch handled (this consumer's). */
+  #handledConsumerSeq = 0;
   #admits = 0;
   /** Conversations changed since the last checkpoint. */
   readonly #dirty = new Set<string>();
@@ -291,7 +301,8 @@ export class GroupHost {
     if (!this.#stopped) await this.#serial(() => this.#checkpoint()).catch(() => undefined);
     this.#stopped = true;
     await this.#queue.catch(() => undefined);
-    await this.#stored.settled().catch(() => undefined);
+    // Publications still under way settle (stored or not) before another owner may start.
+    await this.#stored.drained();
     this.#log.info('group released');
   }
 
@@ -365,6 +376,7 @@ export class GroupHost {
         : { deliver_policy: DeliverPolicy.All }),
     });
     const consumer = await js.consumers.get(STREAMS.commands, name);
+    this.#handledConsumerSeq = 0; // a new consumer counts from 1
     const messages = await consumeBatches(
       consumer,
       this.#deps.batch ?? 256,
@@ -395,9 +407,11 @@ export class GroupHost {
     const applied = this.#appliedSeq;
     const items: Item[] = [];
     let lastSeq = applied;
+    let consumerSeq = this.#handledConsumerSeq;
     for (const msg of msgs) {
       const delivery = deliveryOf(msg);
       lastSeq = delivery.seq;
+      consumerSeq = Math.max(consumerSeq, delivery.consumerSeq);
       if (delivery.seq <= applied) continue; // applied already (redelivered)
       const item = this.#decode(msg, delivery.at);
       if (item) items.push(item);
@@ -405,6 +419,7 @@ export class GroupHost {
     const last = msgs[msgs.length - 1]!;
     if (items.length > 0) await this.#unit(() => this.#applyItems(items));
     this.#appliedSeq = Math.max(applied, lastSeq);
+    this.#handledConsumerSeq = consumerSeq;
     // Acknowledged (ack-all) once its events, and those of every batch before it, are stored.
     // The stream keeps every command: one applied but not yet in a checkpoint is applied again
     // from the checkpoint by whoever takes the group over, so the ack need not wait for that.
@@ -478,6 +493,8 @@ export class GroupHost {
             ? await claim
             : await this.#whereIs(cmd.conversation);
         if (where && where !== this.group) {
+          // Listed here still if this worker died between storing a handover and unlisting it.
+          if (!moved && !claim) await unindexOpen(this.#deps.jsm, this.group, cmd.conversation);
           outcome.forwards.push({
             subject: commandSubject(where, cmd.conversation),
             data: item.msg.data,
@@ -607,9 +624,10 @@ export class GroupHost {
     if (handovers.length === 0) return;
     await Promise.all(
       handovers.map(async (h) => {
+        // Listed under the other group before it is stored there, unlisted here after.
+        await indexOpen(this.#deps.groups, h.group, h.conversation);
         await this.#writeConversation(h.conversation, { group: h.group, record: h.record });
         this.#dirty.delete(h.conversation);
-        // (The other group lists it at its first checkpoint with it.)
         await unindexOpen(this.#deps.jsm, this.group, h.conversation);
         this.#indexed.delete(h.conversation);
       }),
@@ -786,12 +804,14 @@ export class GroupHost {
    * still to apply would be judged, and freed, too early.
    */
   async #repair(): Promise<void> {
+    // (The consumer's delivered stream sequence is the last one it looked at, of any subject:
+    // its consumer sequence counts what it delivered to this group.)
     const info = await this.#deps.jsm.consumers.info(STREAMS.commands, consumerName(this.group));
     if (info.num_pending > 0) return;
-    const delivered = info.delivered.stream_seq;
+    const delivered = info.delivered.consumer_seq;
     let released: readonly Released[] = [];
     await this.#serial(async () => {
-      if (this.#appliedSeq < delivered) return;
+      if (this.#handledConsumerSeq < delivered) return;
       const at = Date.now();
       await this.#unit(async () => {
         const outcome: Outcome = { events: [], handovers: [], forwards: [], touched: new Set() };
@@ -820,39 +840,58 @@ export class GroupHost {
   // Timers ----------------------------------------------------------------------------------------
 
   /**
-   * Sleeps until the earliest snooze deadline, then sends through the group's own stream the
-   * expiry of every deadline passed by then: many snoozes that end together wake together, not one
-   * command round trip after another.
+   * Sleeps until a snooze deadline needs the timer (see #actionAt), then sends through the group's
+   * own stream the expiry of every deadline that needs it by then: many snoozes that end together
+   * wake together, not one command round trip after another.
    */
   #armTimer(): void {
     clearTimeout(this.#timer);
+    this.#timer = undefined;
     if (this.#stopped) return;
-    // (After every batch: the earliest deadline alone, not every snoozed conversation sorted.)
-    const next = this.#engine.nextSnoozeDeadline();
-    if (!next) return;
-    const delay = Math.max(0, next.until - Date.now());
-    this.#timer = setTimeout(
-      () => {
-        const now = Date.now();
-        const due = this.#engine.snoozeDeadlines().filter((d) => d.until <= now);
-        Promise.allSettled((due.length > 0 ? due : [next]).map((d) => this.#expire(d))).finally(
-          () => {
-            // If an expiry is not applied (a duplicate, a stamp a hair early), look again soon.
-            if (!this.#stopped) this.#timer = setTimeout(() => this.#armTimer(), 1_000);
-          },
-        );
-      },
-      Math.min(delay, 2 ** 31 - 1),
-    );
+    // (After every batch: one pass over the deadlines, none sorted.)
+    const next =
+      this.#expiring.size === 0
+        ? this.#engine.nextSnoozeDeadline()
+        : this.#engine.nextSnoozeDeadline((d) => this.#actionAt(d));
+    if (!next) {
+      this.#expiring.clear();
+      return;
+    }
+    const delay = Math.max(0, this.#actionAt(next) - Date.now());
+    this.#timer = setTimeout(() => this.#fire(), Math.min(delay, 2 ** 31 - 1));
   }
 
-  /** Publishes the expiry of one snooze deadline. */
-  async #expire(deadline: { conversation: string; until: number }): Promise<void> {
-    // A second try (the first stamped a hair early by another clock, say) needs a new id.
+  /**
+   * When a deadline needs the timer: when it ends; once its expiry is sent, a second later, to send
+   * it again if it was not applied by then (a stamp a hair early by another clock, a lost publish).
+   */
+  #actionAt(deadline: SnoozeDeadline): number {
+    const sent = this.#expiring.get(deadline.conversation);
+    return sent && sent.until === deadline.until ? sent.at + RESEND_MS : deadline.until;
+  }
+
+  #fire(): void {
+    this.#timer = undefined;
+    if (this.#stopped) return;
+    const now = Date.now();
+    const deadlines = this.#engine.snoozeDeadlines();
+    // Expiries applied: their snooze is gone (or is another one now).
+    const current = new Map(deadlines.map((d) => [d.conversation, d.until]));
+    for (const [conversation, sent] of this.#expiring) {
+      if (current.get(conversation) !== sent.until) this.#expiring.delete(conversation);
+    }
+    for (const d of deadlines) {
+      if (this.#actionAt(d) <= now) void this.#expire(d, now);
+    }
+    this.#armTimer();
+  }
+
+  /** Publishes the expiry of one snooze deadline; each new try of it under a new id. */
+  async #expire(deadline: SnoozeDeadline, now: number): Promise<void> {
+    const sent = this.#expiring.get(deadline.conversation);
+    const tries = sent && sent.until === deadline.until ? sent.tries + 1 : 1;
+    this.#expiring.set(deadline.conversation, { until: deadline.until, tries, at: now });
     const key = `${deadline.conversation}:${deadline.until}`;
-    const tries = (this.#fired.get(key) ?? 0) + 1;
-    this.#fired.set(key, tries);
-    if (this.#fired.size > 10_000) this.#fired.clear();
     const cmd = {
       type: 'SnoozeExpired',
       id: tries === 1 ? `timer:${key}` : `timer:${key}:${tries}`,
@@ -864,7 +903,10 @@ export class GroupHost {
         msgID: cmd.id,
       });
     } catch (error) {
-      this.#log.warn({ err: error }, 'timer could not send its expiry; retrying');
+      this.#log.warn(
+        { err: error },
+        'timer could not send an expiry; it is sent again in a second',
+      );
     }
   }
 }

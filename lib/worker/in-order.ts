@@ -5,6 +5,8 @@
 
 export class InOrder {
   #tail: Promise<void> = Promise.resolve();
+  /** Settles once every outcome added so far has, failed or not. */
+  #all: Promise<unknown> = Promise.resolve();
   #pending = 0;
   #failed = false;
   readonly #onFail: (error: unknown) => void;
@@ -22,6 +24,7 @@ export class InOrder {
   /** Adds the outcome of work already started. */
   add(outcome: Promise<void>): void {
     this.#pending++;
+    this.#all = Promise.allSettled([this.#all, outcome]);
     this.#chain(
       Promise.all([this.#tail, outcome]).then(() => {
         this.#pending--;
@@ -34,9 +37,17 @@ export class InOrder {
     this.#chain(this.#tail.then(step));
   }
 
-  /** Settles once every outcome added so far is in; rejects after a failure. */
+  /** Settles once every outcome added so far is in; rejects after a failure, at once. */
   settled(): Promise<void> {
     return this.#tail;
+  }
+
+  /**
+   * Resolves once every outcome added so far is in, each one, even after a failure: work still
+   * under way (publications that may yet be stored) is over.
+   */
+  async drained(): Promise<void> {
+    await this.#all;
   }
 
   #chain(next: Promise<void>): void {

@@ -8,9 +8,8 @@ import { inspectGroup } from '../../lib/inspect.ts';
 import { BUCKETS } from '../../lib/nats/streams.ts';
 import type { GroupRecord } from '../../lib/worker/host.ts';
 import { indexedOpen } from '../../lib/worker/open-index.ts';
-import { Worker } from '../../lib/worker/worker.ts';
 import { startNatsServer } from '../helpers/nats-server.ts';
-import { Integrator, runtimeSettings, testLog } from '../helpers/runtime.ts';
+import { connectIntegrator, startWorker } from '../helpers/runtime.ts';
 
 /** 12,000 ids of 100 characters: ~1.2 MB as a JSON list, over the server's 1 MB payload limit. */
 const N = 12_000;
@@ -26,12 +25,8 @@ async function until(test: () => Promise<boolean>, timeoutMs: number, what: stri
 
 t.test('more open conversations than one KV value holds: indexed, and taken over', async (t) => {
   const server = await startNatsServer({ t });
-  const options = { url: server.url, settings: runtimeSettings(), log: testLog, leaseMs: 1_000 };
-  const a = await Worker.start({ ...options, id: 'worker-a' });
-  let aStopped = false;
-  t.teardown(() => (aStopped ? undefined : a.stop()));
-  const it = await Integrator.connect(server.url);
-  t.teardown(() => it.close());
+  const a = await startWorker(t, server.url, { id: 'worker-a' });
+  const it = await connectIntegrator(t, server.url);
   const jsm = await jetstreamManager(it.nc);
   const groups = await new Kvm(it.nc).open(BUCKETS.groups);
 
@@ -72,10 +67,8 @@ t.test('more open conversations than one KV value holds: indexed, and taken over
   t.equal((await inspectGroup(it.nc, 'tv')).open, N, 'inspection counts them all');
 
   // A second worker takes the group over once the first hands it over.
-  const b = await Worker.start({ ...options, id: 'worker-b' });
-  t.teardown(() => b.stop());
-  await a.stop();
-  aStopped = true;
+  const b = await startWorker(t, server.url, { id: 'worker-b' });
+  await a.stop(); // (its teardown stops it again: a no-op)
   await until(async () => b.hosted().includes('tv'), 30_000, 'worker-b to host tv');
 
   // A conversation it never loaded answers the bot: loaded from KV, then routed.

@@ -1,11 +1,12 @@
 // Many snoozes that end together: each conversation wakes within a second of its deadline, the
 // expiries sent together rather than one command round trip after another.
+import { jetstreamManager } from '@nats-io/jetstream';
 import t from 'tap';
 import type { DomainEvent } from '../../actors/events.ts';
 import { HOUR_MS } from '../../actors/settings.ts';
-import { Worker } from '../../lib/worker/worker.ts';
+import { STREAMS } from '../../lib/nats/streams.ts';
 import { startNatsServer } from '../helpers/nats-server.ts';
-import { Integrator, testLog } from '../helpers/runtime.ts';
+import { connectIntegrator, startWorker } from '../helpers/runtime.ts';
 import { agent, group, testSettings } from '../helpers/settings.ts';
 
 const N = 1_000;
@@ -18,10 +19,8 @@ t.test(`${N} snoozes ending within the same second all wake within a second`, as
     rules: [testSettings().rules[0]!],
     agents: [agent('alice', ['tv'], N)],
   });
-  const worker = await Worker.start({ url: server.url, settings, log: testLog, leaseMs: 1_000 });
-  t.teardown(() => worker.stop());
-  const it = await Integrator.connect(server.url);
-  t.teardown(() => it.close());
+  const it = await connectIntegrator(t, server.url);
+  await startWorker(t, server.url, { settings });
 
   const inFlight = async (send: (i: number) => Promise<unknown>) => {
     let next = 0;
@@ -63,6 +62,14 @@ t.test(`${N} snoozes ending within the same second all wake within a second`, as
         e.type === 'ConversationWoken',
     )
     .map((e) => e.at - deadlines.get(e.conversation)!);
+  // Every command in the stream is a start, a snooze, the presence, or an expiry.
+  const jsm = await jetstreamManager(it.nc);
+  const stored = (await jsm.streams.info(STREAMS.commands)).state.messages;
+  const expiries = stored - (2 * N + 1);
+  t.ok(
+    expiries >= N && expiries <= N * 1.05,
+    `an expiry each, not sent again and again (${expiries})`,
+  );
   t.ok(
     late.every((ms) => ms >= 0),
     'none before its deadline',

@@ -85,3 +85,22 @@ t.test('a step that throws is a failure too', async (t) => {
   t.equal(failures.length, 1);
   t.match(String(failures[0]), /connection closed/);
 });
+
+t.test('drained() waits for every outcome, even after a failure', async (t) => {
+  const order = new InOrder(() => undefined);
+  const first = later();
+  const second = later();
+  order.add(first.promise);
+  order.add(second.promise);
+  let drained = false;
+  void order.drained().then(() => {
+    drained = true;
+  });
+  first.reject(new Error('refused'));
+  await turn();
+  await t.rejects(order.settled(), 'settled() fails at the first failure');
+  t.notOk(drained, 'drained() still waits for the second, which may yet be stored');
+  second.resolve();
+  await turn();
+  t.ok(drained);
+});
