@@ -3,6 +3,7 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig } from '../../lib/config.ts';
 import { loadCredentials } from '../../lib/gateway/auth.ts';
+import { EMAIL_ENVIRONMENT_HELP, emailFromEnv } from '../../lib/gateway/email.ts';
 import { startGateway } from '../../lib/gateway/server.ts';
 import { createLogger } from '../../lib/log.ts';
 import { resolveNatsUrl } from '../../lib/nats/embedded.ts';
@@ -21,7 +22,7 @@ export const GATEWAY_ENVIRONMENT_HELP = `
   PARLEY_VISITOR_SECRET   signs visitors' tokens (32+ characters); overrides the file's
   PARLEY_ADMIN_KEY, PARLEY_SUPERVISOR_KEY
                           the admins' and supervisors' API keys; override the file's
-  PARLEY_AGENT_KEYS       agents' API keys as alice=<key>,bob=<key>; added to the file's`;
+  PARLEY_AGENT_KEYS       agents' API keys as alice=<key>,bob=<key>; added to the file's${EMAIL_ENVIRONMENT_HELP}`;
 
 export function portOption(): Option {
   return new Option('--port <port>', 'HTTP port (0: a free one)')
@@ -56,6 +57,7 @@ export async function runGateway(
 ): Promise<number> {
   const settings = loadConfig(options.config, env);
   const credentials = loadCredentials(env);
+  const email = emailFromEnv(env);
   const log = createLogger({}, undefined, env);
   const stopping = onStopSignal(log);
   try {
@@ -67,6 +69,7 @@ export async function runGateway(
       log,
       port: options.port,
       host: options.host,
+      ...(email ? { email } : {}),
     });
     process.stdout.write(`Parley gateway listening on ${gateway.url}\n`);
     await stopping.signal;

@@ -5,6 +5,7 @@
 import rateLimit from '@fastify/rate-limit';
 import { fastifySSE as sse } from '@fastify/sse';
 import swagger from '@fastify/swagger';
+import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Settings } from '../../actors/settings.ts';
@@ -16,6 +17,8 @@ import { BUCKETS } from '../nats/streams.ts';
 import { Reporter } from '../reports/reporter.ts';
 import { Authenticator, type Credentials } from './auth.ts';
 import { Backend } from './backend.ts';
+import type { EmailOptions } from './email.ts';
+import { Notifier } from './notifier.ts';
 import { Presence } from './presence.ts';
 import { frameworkErrors, installProblems } from './problem.ts';
 import { adminRoutes } from './routes/admin.ts';
@@ -52,6 +55,8 @@ export interface GatewayOptions {
   readonly credentials: Credentials;
   readonly log: Logger;
   readonly limits?: Partial<GatewayLimits>;
+  /** Emails to visitors answered while away (lib/gateway/email.ts); none when absent. */
+  readonly email?: EmailOptions;
 }
 
 /** What the routes share. */
@@ -157,7 +162,18 @@ export async function buildGateway(options: GatewayOptions): Promise<FastifyInst
     log: options.log.child({ part: 'reports' }),
   });
   await app.register(reportRoutes(context, reporter));
+  const notifier = options.email
+    ? await Notifier.start(jetstream(options.nc), backend.jsm, {
+        backend,
+        visitorData: await new Kvm(options.nc).open(BUCKETS.visitorData),
+        settings: () => live.current.settings,
+        log: options.log,
+        send: options.email.send,
+        delayMs: options.email.delayMs,
+      })
+    : undefined;
   app.addHook('onClose', async () => {
+    await notifier?.stop();
     await reporter.stop();
     context.presence.close();
     live.close();

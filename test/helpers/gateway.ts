@@ -1,8 +1,10 @@
 // Parley as the widget and the console meet it: a real nats-server, a worker and the HTTP
 // gateway listening on a free port, all stopped with the test; an HTTP client and an SSE reader.
+
 import type { Test } from 'tap';
 import { HOUR_MS, type Settings } from '../../actors/settings.ts';
 import type { Credentials } from '../../lib/gateway/auth.ts';
+import type { EmailOptions } from '../../lib/gateway/email.ts';
 import { type GatewayLimits, type RunningGateway, startGateway } from '../../lib/gateway/server.ts';
 import type { Worker, WorkerOptions } from '../../lib/worker/worker.ts';
 import { type NatsServer, startNatsServer, type Teardown } from './nats-server.ts';
@@ -75,6 +77,7 @@ export async function startParley(
     settings?: Settings;
     limits?: Partial<GatewayLimits>;
     worker?: Partial<WorkerOptions>;
+    email?: EmailOptions;
   } = {},
 ): Promise<Parley> {
   const server = await startNatsServer({ t });
@@ -87,6 +90,7 @@ export async function startParley(
     log: testLog,
     port: 0,
     limits: { presenceGraceMs: 300, outcomeMs: 5_000, ...options.limits },
+    ...(options.email ? { email: options.email } : {}),
   });
   t.teardown(() => gateway.stop());
   return { server, http: gateway.url, natsUrl: server.url, gateway, worker };

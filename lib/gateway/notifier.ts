@@ -1,0 +1,179 @@
+// Emails a visitor who is away when an agent answers: the agent's messages they have not read, once
+// the answer has waited `delayMs` unread (so an answer seen in the widget sends nothing, and a few
+// messages in a row make one email). Reads the events through a durable consumer shared by every
+// gateway, so each answer is handled by one of them; the wait is JetStream's redelivery delay
+// (a nak with a delay), so a gateway that stops hands its waiting answers to another.
+import {
+  AckPolicy,
+  type ConsumerMessages,
+  DeliverPolicy,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+} from '@nats-io/jetstream';
+import type { KV } from '@nats-io/kv';
+import { nanos } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import type { DomainEvent, Message } from '../../actors/events.ts';
+import type { Settings } from '../../actors/settings.ts';
+import { STREAMS, SUBJECT_ROOTS } from '../nats/streams.ts';
+import type { Backend } from './backend.ts';
+
+/** An email to send. */
+export interface Mail {
+  readonly to: string;
+  readonly subject: string;
+  readonly text: string;
+}
+
+export interface NotifierOptions {
+  readonly backend: Backend;
+  /** Where the last message each conversation's email covered is kept (`notified.<conversation>`). */
+  readonly visitorData: KV;
+  readonly settings: () => Settings;
+  readonly log: Logger;
+  /** Sends one email; a rejection means not sent (it is tried again later). */
+  readonly send: (mail: Mail) => Promise<void>;
+  /** How long an answer stays unread before the email goes (default 2 minutes). */
+  readonly delayMs?: number;
+}
+
+/** The durable consumer every gateway shares. */
+export const NOTIFIER_CONSUMER = 'notifier';
+const RETRY_MS = 30_000;
+
+type MessageAdded = Extract<DomainEvent, { type: 'MessageAdded' }>;
+
+export class Notifier {
+  readonly #o: NotifierOptions;
+  readonly #delayMs: number;
+  readonly #log: Logger;
+  #messages: ConsumerMessages | undefined;
+
+  private constructor(options: NotifierOptions) {
+    this.#o = options;
+    this.#delayMs = options.delayMs ?? 120_000;
+    this.#log = options.log.child({ part: 'notifier' });
+  }
+
+  /** Creates the shared consumer if it is missing (from the events to come) and consumes it. */
+  static async start(
+    js: JetStreamClient,
+    jsm: JetStreamManager,
+    options: NotifierOptions,
+  ): Promise<Notifier> {
+    const notifier = new Notifier(options);
+    const exists = await jsm.consumers.info(STREAMS.events, NOTIFIER_CONSUMER).catch(() => null);
+    if (!exists) {
+      await jsm.consumers.add(STREAMS.events, {
+        durable_name: NOTIFIER_CONSUMER,
+        filter_subject: `${SUBJECT_ROOTS.events}.*.*.MessageAdded`,
+        ack_policy: AckPolicy.Explicit,
+        deliver_policy: DeliverPolicy.New,
+        ack_wait: nanos(60_000),
+        // An answer waits unread, redelivered after its delay; many may wait at once.
+        max_ack_pending: 100_000,
+      });
+    }
+    const consumer = await js.consumers.get(STREAMS.events, NOTIFIER_CONSUMER);
+    notifier.#messages = await consumer.consume({
+      max_messages: 256,
+      callback: (m) => void notifier.#handle(m),
+    });
+    notifier.#log.info({ delayMs: notifier.#delayMs }, 'visitor email notifications on');
+    return notifier;
+  }
+
+  async stop(): Promise<void> {
+    await this.#messages?.close().catch(() => undefined);
+  }
+
+  async #handle(msg: JsMsg): Promise<void> {
+    try {
+      const event = msg.json<MessageAdded>();
+      if (event.type !== 'MessageAdded' || event.message.author.kind !== 'agent') {
+        msg.ack();
+        return;
+      }
+      const wait = event.at + this.#delayMs - Date.now();
+      if (wait > 0) {
+        msg.nak(wait); // back when the answer has waited long enough
+        return;
+      }
+      if (await this.#notify(event)) msg.ack();
+      else msg.nak(RETRY_MS);
+    } catch (error) {
+      this.#log.warn({ err: error, seq: msg.seq }, 'answer notification failed; tried again later');
+      msg.nak(RETRY_MS);
+    }
+  }
+
+  /**
+   * Emails the visitor the agent messages they have not read and no email covered yet, unless they
+   * are on the site or gave no address. False to be tried again.
+   */
+  async #notify(event: MessageAdded): Promise<boolean> {
+    const { backend, visitorData } = this.#o;
+    const conversation = await backend.live(event.conversation);
+    const ctx = conversation.context;
+    if (ctx.visitorOnline || ctx.readSeq >= event.message.seq) {
+      this.#log.debug(
+        { conversation: event.conversation, online: ctx.visitorOnline, readSeq: ctx.readSeq },
+        'answer seen or visitor on the site: no email',
+      );
+      return true;
+    }
+    const key = `notified.${event.conversation}`;
+    const entry = await visitorData.get(key);
+    const covered = entry?.operation === 'PUT' ? Number(entry.string()) : 0;
+    if (covered >= event.message.seq) return true; // an email already had it
+    const to = await backend.visitorEmail(ctx.visitor);
+    if (!to) {
+      this.#log.debug({ conversation: event.conversation }, 'visitor gave no address: no email');
+      return true;
+    }
+    const unread = (await backend.thread(event.conversation)).filter(
+      (m) => m.author.kind === 'agent' && m.seq > Math.max(ctx.readSeq, covered),
+    );
+    if (unread.length === 0) return true;
+    const last = unread[unread.length - 1]!.seq;
+    // Claimed before sending, so that two gateways do not both send it; given back on failure.
+    const revision = entry?.revision ?? 0;
+    try {
+      if (revision === 0) await visitorData.create(key, String(last));
+      else await visitorData.update(key, String(last), revision);
+    } catch {
+      return true; // another gateway claimed it first
+    }
+    try {
+      await this.#o.send(this.#mail(to, ctx.group, unread));
+    } catch (error) {
+      await visitorData.put(key, String(covered)).catch(() => undefined);
+      this.#log.warn({ err: error, conversation: event.conversation }, 'answer email not sent');
+      return false;
+    }
+    this.#log.info(
+      { conversation: event.conversation, messages: unread.length },
+      'answer emailed to the visitor',
+    );
+    return true;
+  }
+
+  #mail(to: string, group: string | null, messages: readonly Message[]): Mail {
+    const settings = this.#o.settings();
+    const team = settings.groups.find((g) => g.id === group)?.name ?? 'the team';
+    const name = ({ author }: Message) =>
+      (author.kind === 'agent' && settings.agents.find((a) => a.id === author.id)?.name) ||
+      'An agent';
+    const lines = messages.map((m) => {
+      const files = m.attachments.map((a) => `  [${a.name ?? a.ref}]`).join('\n');
+      return `${name(m)}:\n${m.text}${files ? `\n${files}` : ''}`;
+    });
+    return {
+      to,
+      subject:
+        messages.length === 1 ? `A reply from ${team}` : `${messages.length} replies from ${team}`,
+      text: `${lines.join('\n\n')}\n\nOpen the chat on the site to answer.\n`,
+    };
+  }
+}
