@@ -22,7 +22,9 @@ export const GATEWAY_ENVIRONMENT_HELP = `
   PARLEY_VISITOR_SECRET   signs visitors' tokens (32+ characters); overrides the file's
   PARLEY_ADMIN_KEY, PARLEY_SUPERVISOR_KEY
                           the admins' and supervisors' API keys; override the file's
-  PARLEY_AGENT_KEYS       agents' API keys as alice=<key>,bob=<key>; added to the file's${EMAIL_ENVIRONMENT_HELP}`;
+  PARLEY_AGENT_KEYS       agents' API keys as alice=<key>,bob=<key>; added to the file's
+  PARLEY_IDENTITY_SECRET  shared with the brand's backend, which signs logged-in customers' ids
+                          (32+ characters); overrides the file's; unset: anonymous visitors only${EMAIL_ENVIRONMENT_HELP}`;
 
 export function portOption(): Option {
   return new Option('--port <port>', 'HTTP port (0: a free one)')

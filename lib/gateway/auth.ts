@@ -14,6 +14,11 @@ export interface Credentials {
   readonly supervisorKeys: readonly string[];
   /** Agent id → that agent's API key. */
   readonly agentKeys: Readonly<Record<string, string>>;
+  /**
+   * Shared with the brand's backend, which signs with it the ids of the customers its site has
+   * logged in (see `identifiedVisitor`); at least 32 characters. Without it, visitors are anonymous.
+   */
+  readonly identitySecret?: string;
 }
 
 export type Caller =
@@ -30,6 +35,7 @@ export class Authenticator {
   readonly #agents: Map<string, string>;
   readonly #admins: Buffer[];
   readonly #supervisors: Buffer[];
+  readonly #identity: Buffer | undefined;
 
   constructor(credentials: Credentials) {
     if (credentials.visitorSecret.length < 32) {
@@ -40,6 +46,17 @@ export class Authenticator {
       ]);
     }
     this.#secret = Buffer.from(credentials.visitorSecret);
+    if (credentials.identitySecret !== undefined && credentials.identitySecret.length < 32) {
+      throw new ParleyError('PARLEY_ERR_CONFIG_INVALID', [
+        'credentials',
+        'identitySecret',
+        'the identity secret must be at least 32 characters',
+      ]);
+    }
+    this.#identity =
+      credentials.identitySecret === undefined
+        ? undefined
+        : Buffer.from(credentials.identitySecret);
     this.#agents = new Map(
       Object.entries(credentials.agentKeys).map(([agent, key]) => [
         digest(key).toString('hex'),
@@ -53,6 +70,30 @@ export class Authenticator {
   /** A new anonymous visitor: its id and the token that proves it. */
   newVisitor(): { visitor: string; token: string } {
     const visitor = `v-${randomBytes(12).toString('base64url')}`;
+    return { visitor, token: this.visitorToken(visitor) };
+  }
+
+  /**
+   * The visitor of a customer the brand's site has logged in: the same id on every device, so their
+   * conversations, history and unread messages follow them. `signature` is the hex HMAC-SHA256 of
+   * `user` under the identity secret, made by the brand's backend. The id is derived from `user`
+   * and the visitor secret; it does not show `user`.
+   */
+  identifiedVisitor(user: string, signature: string): { visitor: string; token: string } {
+    if (!this.#identity) {
+      throw new ParleyError('PARLEY_ERR_VALIDATION', [
+        'logged-in visitors are not set up on this gateway (no identity secret): leave out user and signature',
+      ]);
+    }
+    const expected = createHmac('sha256', this.#identity).update(user).digest();
+    const given = Buffer.from(signature, 'hex');
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      throw new ParleyError('PARLEY_ERR_UNAUTHORIZED', [
+        'the signature does not match the user (HMAC-SHA256 of the user id under the identity secret, in hex)',
+      ]);
+    }
+    const id = createHmac('sha256', this.#secret).update(`user:${user}`).digest('base64url');
+    const visitor = `u-${id.slice(0, 22)}`;
     return { visitor, token: this.visitorToken(visitor) };
   }
 
@@ -151,6 +192,7 @@ export function loadCredentials(env: NodeJS.ProcessEnv = process.env): Credentia
     agentKeys[agent] = key;
   }
   const visitorSecret = env.PARLEY_VISITOR_SECRET ?? file?.visitorSecret;
+  const identitySecret = env.PARLEY_IDENTITY_SECRET ?? file?.identitySecret;
   if (!visitorSecret) {
     throw new ParleyError('PARLEY_ERR_CONFIG_INVALID', [
       'credentials',
@@ -165,6 +207,7 @@ export function loadCredentials(env: NodeJS.ProcessEnv = process.env): Credentia
       ? [env.PARLEY_SUPERVISOR_KEY]
       : (file?.supervisorKeys ?? []),
     agentKeys,
+    ...(identitySecret ? { identitySecret } : {}),
   };
 }
 
@@ -184,12 +227,13 @@ function readCredentialsFile(path: string): Credentials {
     !strings(c.adminKeys ?? []) ||
     !strings(c.supervisorKeys ?? []) ||
     typeof (c.agentKeys ?? {}) !== 'object' ||
+    (c.identitySecret !== undefined && typeof c.identitySecret !== 'string') ||
     !Object.values(c.agentKeys ?? {}).every((k) => typeof k === 'string')
   ) {
     throw new ParleyError('PARLEY_ERR_CONFIG_INVALID', [
       path,
       'credentials',
-      'expected { visitorSecret, adminKeys: [], supervisorKeys: [], agentKeys: { <agent>: <key> } }',
+      'expected { visitorSecret, adminKeys: [], supervisorKeys: [], agentKeys: { <agent>: <key> }, identitySecret? }',
     ]);
   }
   return {
@@ -197,6 +241,7 @@ function readCredentialsFile(path: string): Credentials {
     adminKeys: c.adminKeys ?? [],
     supervisorKeys: c.supervisorKeys ?? [],
     agentKeys: c.agentKeys ?? {},
+    ...(c.identitySecret ? { identitySecret: c.identitySecret } : {}),
   };
 }
 
@@ -215,8 +260,12 @@ export function devCredentials(path: string, agents: readonly string[]): Credent
   };
   const agentKeys = { ...credentials.agentKeys };
   for (const agent of agents) agentKeys[agent] ??= key();
-  const next = { ...credentials, agentKeys };
-  if (!existing || Object.keys(agentKeys).length !== Object.keys(credentials.agentKeys).length) {
+  const identitySecret = credentials.identitySecret ?? randomBytes(32).toString('base64url');
+  const next = { ...credentials, agentKeys, identitySecret };
+  if (
+    !existing?.identitySecret ||
+    Object.keys(agentKeys).length !== Object.keys(credentials.agentKeys).length
+  ) {
     mkdirSync(dirname(path), { recursive: true });
     writeFileSync(path, `${JSON.stringify(next, null, 2)}\n`, { mode: 0o600 });
   }

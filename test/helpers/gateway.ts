@@ -19,6 +19,8 @@ export const KEYS = {
     bob: 'bob-key-for-tests-only',
     carol: 'carol-key-for-tests-only',
   },
+  /** The brand's backend signs its logged-in customers' ids with it. */
+  identity: 'an-identity-secret-of-at-least-32-characters',
 } as const;
 
 export const testCredentials = (): Credentials => ({
@@ -26,6 +28,7 @@ export const testCredentials = (): Credentials => ({
   adminKeys: [KEYS.admin],
   supervisorKeys: [KEYS.supervisor],
   agentKeys: { ...KEYS.agents },
+  identitySecret: KEYS.identity,
 });
 
 /**

@@ -124,6 +124,39 @@ export function visitorRoutes(ctx: GatewayContext) {
       async (_request, reply) => reply.code(201).send(auth.newVisitor()),
     );
 
+    app.post(
+      '/visitors/identified',
+      {
+        ...limited,
+        schema: {
+          tags,
+          summary:
+            "Identify a customer the brand's site has logged in: the same visitor on every device",
+          security: [],
+          body: Type.Object(
+            {
+              user: Type.String({
+                minLength: 1,
+                maxLength: 256,
+                description: "The customer's id on the brand's site.",
+              }),
+              signature: Type.String({
+                pattern: '^[0-9a-fA-F]{64}$',
+                description: 'HMAC-SHA256 of user under the identity secret, in hex.',
+              }),
+            },
+            { additionalProperties: false },
+          ),
+          response: responses(
+            { 201: Open({ visitor: Type.String(), token: Type.String() }, 'The visitor.') },
+            [401],
+          ),
+        },
+      },
+      async (request, reply) =>
+        reply.code(201).send(auth.identifiedVisitor(request.body.user, request.body.signature)),
+    );
+
     app.put(
       '/visitor/email',
       {
