@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../../lib/config.ts';
 import { devCredentials, loadCredentials } from '../../lib/gateway/auth.ts';
-import { emailFromEnv } from '../../lib/gateway/email.ts';
+import { notificationsFromEnv } from '../../lib/gateway/notifications.ts';
 import { startGateway } from '../../lib/gateway/server.ts';
 import { createLogger } from '../../lib/log.ts';
 import { NATS_URL_FILE, startEmbeddedNats } from '../../lib/nats/embedded.ts';
@@ -86,14 +86,14 @@ export async function runDev(
           settings.agents.map((a) => a.id),
         )
       : loadCredentials(env);
-    const email = emailFromEnv(env);
+    const notifications = notificationsFromEnv(env);
     const gateway = await startGateway({
       url,
       settings,
       credentials,
       log,
       port: options.port,
-      ...(email ? { email } : {}),
+      ...(notifications ? { notifications } : {}),
     });
     parts.push({ name: 'gateway', stop: () => gateway.stop() });
 

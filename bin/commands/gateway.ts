@@ -3,7 +3,10 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig } from '../../lib/config.ts';
 import { loadCredentials } from '../../lib/gateway/auth.ts';
-import { EMAIL_ENVIRONMENT_HELP, emailFromEnv } from '../../lib/gateway/email.ts';
+import {
+  NOTIFICATION_ENVIRONMENT_HELP,
+  notificationsFromEnv,
+} from '../../lib/gateway/notifications.ts';
 import { startGateway } from '../../lib/gateway/server.ts';
 import { createLogger } from '../../lib/log.ts';
 import { resolveNatsUrl } from '../../lib/nats/embedded.ts';
@@ -24,7 +27,7 @@ export const GATEWAY_ENVIRONMENT_HELP = `
                           the admins' and supervisors' API keys; override the file's
   PARLEY_AGENT_KEYS       agents' API keys as alice=<key>,bob=<key>; added to the file's
   PARLEY_IDENTITY_SECRET  shared with the brand's backend, which signs logged-in customers' ids
-                          (32+ characters); overrides the file's; unset: anonymous visitors only${EMAIL_ENVIRONMENT_HELP}`;
+                          (32+ characters); overrides the file's; unset: anonymous visitors only${NOTIFICATION_ENVIRONMENT_HELP}`;
 
 export function portOption(): Option {
   return new Option('--port <port>', 'HTTP port (0: a free one)')
@@ -59,7 +62,7 @@ export async function runGateway(
 ): Promise<number> {
   const settings = loadConfig(options.config, env);
   const credentials = loadCredentials(env);
-  const email = emailFromEnv(env);
+  const notifications = notificationsFromEnv(env);
   const log = createLogger({}, undefined, env);
   const stopping = onStopSignal(log);
   try {
@@ -71,7 +74,7 @@ export async function runGateway(
       log,
       port: options.port,
       host: options.host,
-      ...(email ? { email } : {}),
+      ...(notifications ? { notifications } : {}),
     });
     process.stdout.write(`Parley gateway listening on ${gateway.url}\n`);
     await stopping.signal;

@@ -364,6 +364,16 @@ export class Backend {
     await this.#kv.visitorData.put(`email.${validateId('visitor id', visitor)}`, email);
   }
 
+  /** Records the mobile number a visitor gave for text messages of answers given while away. */
+  async setVisitorPhone(visitor: string, phone: string): Promise<void> {
+    await this.#kv.visitorData.put(`phone.${validateId('visitor id', visitor)}`, phone);
+  }
+
+  async visitorPhone(visitor: string): Promise<string | undefined> {
+    const entry = await this.#kv.visitorData.get(`phone.${validateId('visitor id', visitor)}`);
+    return entry?.operation === 'PUT' ? entry.string() : undefined;
+  }
+
   async visitorEmail(visitor: string): Promise<string | undefined> {
     const entry = await this.#kv.visitorData.get(`email.${validateId('visitor id', visitor)}`);
     return entry?.operation === 'PUT' ? entry.string() : undefined;

@@ -1,6 +1,7 @@
-// Emails a visitor who is away when an agent answers: the agent's messages they have not read, once
+// Tells a visitor who is away when an agent answers, by email and by text message (each if set up
+// and if the visitor gave an address or a number): the agent's messages they have not read, once
 // the answer has waited `delayMs` unread (so an answer seen in the widget sends nothing, and a few
-// messages in a row make one email). Reads the events through a durable consumer shared by every
+// messages in a row make one email, one text). Reads the events through a durable consumer shared by every
 // gateway, so each answer is handled by one of them; the wait is JetStream's redelivery delay
 // (a nak with a delay), so a gateway that stops hands its waiting answers to another.
 import {
@@ -18,25 +19,23 @@ import type { DomainEvent, Message } from '../../actors/events.ts';
 import type { Settings } from '../../actors/settings.ts';
 import { STREAMS, SUBJECT_ROOTS } from '../nats/streams.ts';
 import type { Backend } from './backend.ts';
-
-/** An email to send. */
-export interface Mail {
-  readonly to: string;
-  readonly subject: string;
-  readonly text: string;
-}
+import type { Mail, NotificationOptions, TextMessage } from './notifications.ts';
 
 export interface NotifierOptions {
   readonly backend: Backend;
-  /** Where the last message each conversation's email covered is kept (`notified.<conversation>`). */
+  /**
+   * Where the last message each channel told a conversation's visitor of is kept:
+   * `notified.<conversation>` (email), `texted.<conversation>` (text message).
+   */
   readonly visitorData: KV;
   readonly settings: () => Settings;
   readonly log: Logger;
-  /** Sends one email; a rejection means not sent (it is tried again later). */
-  readonly send: (mail: Mail) => Promise<void>;
-  /** How long an answer stays unread before the email goes (default 2 minutes). */
-  readonly delayMs?: number;
+  /** The channels, and how long an answer stays unread before they are used. */
+  readonly notifications: NotificationOptions;
 }
+
+type Channel = 'email' | 'sms';
+const KEY_PREFIX: Record<Channel, string> = { email: 'notified', sms: 'texted' };
 
 /** The durable consumer every gateway shares. */
 export const NOTIFIER_CONSUMER = 'notifier';
@@ -52,7 +51,7 @@ export class Notifier {
 
   private constructor(options: NotifierOptions) {
     this.#o = options;
-    this.#delayMs = options.delayMs ?? 120_000;
+    this.#delayMs = options.notifications.delayMs;
     this.#log = options.log.child({ part: 'notifier' });
   }
 
@@ -80,7 +79,11 @@ export class Notifier {
       max_messages: 256,
       callback: (m) => void notifier.#handle(m),
     });
-    notifier.#log.info({ delayMs: notifier.#delayMs }, 'visitor email notifications on');
+    const { email, sms } = options.notifications;
+    notifier.#log.info(
+      { delayMs: notifier.#delayMs, email: email !== undefined, sms: sms !== undefined },
+      'notifications of answers given while away on',
+    );
     return notifier;
   }
 
@@ -109,35 +112,57 @@ export class Notifier {
   }
 
   /**
-   * Emails the visitor the agent messages they have not read and no email covered yet, unless they
-   * are on the site or gave no address. False to be tried again.
+   * Tells the visitor, on each channel set up, of the agent messages they have not read and that
+   * channel did not tell them of yet, unless they are on the site. False to be tried again.
    */
   async #notify(event: MessageAdded): Promise<boolean> {
-    const { backend, visitorData } = this.#o;
-    const conversation = await backend.live(event.conversation);
+    const conversation = await this.#o.backend.live(event.conversation);
     const ctx = conversation.context;
     if (ctx.visitorOnline || ctx.readSeq >= event.message.seq) {
       this.#log.debug(
         { conversation: event.conversation, online: ctx.visitorOnline, readSeq: ctx.readSeq },
-        'answer seen or visitor on the site: no email',
+        'answer seen or visitor on the site: nothing sent',
       );
       return true;
     }
-    const key = `notified.${event.conversation}`;
+    let thread: Promise<Message[]> | undefined;
+    const messages = () => {
+      thread ??= this.#o.backend.thread(event.conversation);
+      return thread;
+    };
+    let done = true;
+    for (const channel of ['email', 'sms'] as const) {
+      if (!this.#o.notifications[channel]) continue;
+      done = (await this.#tell(channel, event, ctx, messages)) && done;
+    }
+    return done;
+  }
+
+  /** One channel: claims what it covers in KV before sending (two gateways never both send it). */
+  async #tell(
+    channel: Channel,
+    event: MessageAdded,
+    ctx: { readonly visitor: string; readonly readSeq: number; readonly group: string | null },
+    messages: () => Promise<Message[]>,
+  ): Promise<boolean> {
+    const { backend, visitorData } = this.#o;
+    const key = `${KEY_PREFIX[channel]}.${event.conversation}`;
     const entry = await visitorData.get(key);
     const covered = entry?.operation === 'PUT' ? Number(entry.string()) : 0;
-    if (covered >= event.message.seq) return true; // an email already had it
-    const to = await backend.visitorEmail(ctx.visitor);
+    if (covered >= event.message.seq) return true; // told already
+    const to =
+      channel === 'email'
+        ? await backend.visitorEmail(ctx.visitor)
+        : await backend.visitorPhone(ctx.visitor);
     if (!to) {
-      this.#log.debug({ conversation: event.conversation }, 'visitor gave no address: no email');
+      this.#log.debug({ conversation: event.conversation, channel }, 'no address: nothing sent');
       return true;
     }
-    const unread = (await backend.thread(event.conversation)).filter(
+    const unread = (await messages()).filter(
       (m) => m.author.kind === 'agent' && m.seq > Math.max(ctx.readSeq, covered),
     );
     if (unread.length === 0) return true;
     const last = unread[unread.length - 1]!.seq;
-    // Claimed before sending, so that two gateways do not both send it; given back on failure.
     const revision = entry?.revision ?? 0;
     try {
       if (revision === 0) await visitorData.create(key, String(last));
@@ -146,22 +171,39 @@ export class Notifier {
       return true; // another gateway claimed it first
     }
     try {
-      await this.#o.send(this.#mail(to, ctx.group, unread));
+      if (channel === 'email')
+        await this.#o.notifications.email?.(this.#mail(to, ctx.group, unread));
+      else await this.#o.notifications.sms?.(this.#text(to, ctx.group, unread));
     } catch (error) {
       await visitorData.put(key, String(covered)).catch(() => undefined);
-      this.#log.warn({ err: error, conversation: event.conversation }, 'answer email not sent');
+      this.#log.warn(
+        { err: error, conversation: event.conversation, channel },
+        'answer notification not sent',
+      );
       return false;
     }
     this.#log.info(
-      { conversation: event.conversation, messages: unread.length },
-      'answer emailed to the visitor',
+      { conversation: event.conversation, channel, messages: unread.length },
+      'visitor told of answers given while away',
     );
     return true;
   }
 
+  #team(group: string | null): string {
+    return this.#o.settings().groups.find((g) => g.id === group)?.name ?? 'the team';
+  }
+
+  /** A text message: the team, the last answer (cut at 120 characters), how many more. */
+  #text(to: string, group: string | null, messages: readonly Message[]): TextMessage {
+    const last = messages[messages.length - 1]!.text.replace(/\s+/g, ' ').trim();
+    const cut = last.length > 120 ? `${last.slice(0, 119)}…` : last;
+    const more = messages.length > 1 ? ` (+${messages.length - 1} more)` : '';
+    return { to, text: `${this.#team(group)}: ${cut}${more} Reply on the site's chat.` };
+  }
+
   #mail(to: string, group: string | null, messages: readonly Message[]): Mail {
     const settings = this.#o.settings();
-    const team = settings.groups.find((g) => g.id === group)?.name ?? 'the team';
+    const team = this.#team(group);
     const name = ({ author }: Message) =>
       (author.kind === 'agent' && settings.agents.find((a) => a.id === author.id)?.name) ||
       'An agent';

@@ -17,7 +17,7 @@ import { BUCKETS } from '../nats/streams.ts';
 import { Reporter } from '../reports/reporter.ts';
 import { Authenticator, type Credentials } from './auth.ts';
 import { Backend } from './backend.ts';
-import type { EmailOptions } from './email.ts';
+import type { NotificationOptions } from './notifications.ts';
 import { Notifier } from './notifier.ts';
 import { Presence } from './presence.ts';
 import { frameworkErrors, installProblems } from './problem.ts';
@@ -55,8 +55,8 @@ export interface GatewayOptions {
   readonly credentials: Credentials;
   readonly log: Logger;
   readonly limits?: Partial<GatewayLimits>;
-  /** Emails to visitors answered while away (lib/gateway/email.ts); none when absent. */
-  readonly email?: EmailOptions;
+  /** Emails and text messages to visitors answered while away (notifications.ts); none when absent. */
+  readonly notifications?: NotificationOptions;
 }
 
 /** What the routes share. */
@@ -162,14 +162,13 @@ export async function buildGateway(options: GatewayOptions): Promise<FastifyInst
     log: options.log.child({ part: 'reports' }),
   });
   await app.register(reportRoutes(context, reporter));
-  const notifier = options.email
+  const notifier = options.notifications
     ? await Notifier.start(jetstream(options.nc), backend.jsm, {
         backend,
         visitorData: await new Kvm(options.nc).open(BUCKETS.visitorData),
         settings: () => live.current.settings,
         log: options.log,
-        send: options.email.send,
-        delayMs: options.email.delayMs,
+        notifications: options.notifications,
       })
     : undefined;
   app.addHook('onClose', async () => {

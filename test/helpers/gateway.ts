@@ -4,7 +4,7 @@
 import type { Test } from 'tap';
 import { HOUR_MS, type Settings } from '../../actors/settings.ts';
 import type { Credentials } from '../../lib/gateway/auth.ts';
-import type { EmailOptions } from '../../lib/gateway/email.ts';
+import type { NotificationOptions } from '../../lib/gateway/notifications.ts';
 import { type GatewayLimits, type RunningGateway, startGateway } from '../../lib/gateway/server.ts';
 import type { Worker, WorkerOptions } from '../../lib/worker/worker.ts';
 import { type NatsServer, startNatsServer, type Teardown } from './nats-server.ts';
@@ -80,7 +80,7 @@ export async function startParley(
     settings?: Settings;
     limits?: Partial<GatewayLimits>;
     worker?: Partial<WorkerOptions>;
-    email?: EmailOptions;
+    notifications?: NotificationOptions;
   } = {},
 ): Promise<Parley> {
   const server = await startNatsServer({ t });
@@ -93,7 +93,7 @@ export async function startParley(
     log: testLog,
     port: 0,
     limits: { presenceGraceMs: 300, outcomeMs: 5_000, ...options.limits },
-    ...(options.email ? { email: options.email } : {}),
+    ...(options.notifications ? { notifications: options.notifications } : {}),
   });
   t.teardown(() => gateway.stop());
   return { server, http: gateway.url, natsUrl: server.url, gateway, worker };

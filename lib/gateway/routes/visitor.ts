@@ -179,6 +179,31 @@ export function visitorRoutes(ctx: GatewayContext) {
       },
     );
 
+    app.put(
+      '/visitor/phone',
+      {
+        ...limited,
+        schema: {
+          tags,
+          summary: 'Add a mobile number (E.164), for text messages of answers given while away',
+          body: Type.Object(
+            {
+              phone: Type.String({
+                pattern: '^\\+[1-9][0-9]{6,14}$',
+                description: 'E.164: +, the country code, the number; no spaces.',
+              }),
+            },
+            closed,
+          ),
+          response: responses({ 204: Type.Null() }),
+        },
+      },
+      async (request, reply) => {
+        await backend.setVisitorPhone(visitorOf(request), request.body.phone);
+        return reply.code(204).send();
+      },
+    );
+
     app.get(
       '/widget',
       {
