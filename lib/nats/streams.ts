@@ -122,52 +122,6 @@ export function agentCommandSubject(agent: string): string {
   return `${SUBJECT_ROOTS.commands}.${AGENT_TOKEN}.${validateId('agent id', agent)}`;
 }
 
-/**
- * The commands stream's subjects once workers have the live configuration: the agents' and each
- * configured routing group's. A publish to any other group then fails at once (no stream captures
- * it: no responders) instead of being stored and never applied.
- */
-export function commandSubjects(groups: readonly string[]): string[] {
-  return [
-    `${SUBJECT_ROOTS.commands}.${AGENT_TOKEN}.>`,
-    ...[...groups].sort().map((g) => `${SUBJECT_ROOTS.commands}.${validateGroupId(g)}.>`),
-  ];
-}
-
-/**
- * Brings the commands stream's subjects to the configured groups (`commandSubjects`). Workers call
- * it when they start and at each change of the live configuration, before they take a group
- * added (a group's consumer must be within the stream's subjects). True when it changed them.
- */
-export async function setCommandSubjects(
-  nc: NatsConnection,
-  groups: readonly string[],
-): Promise<boolean> {
-  const jsm = await jetstreamManager(nc, { checkAPI: false });
-  const wanted = commandSubjects(groups);
-  const info = await jsm.streams.info(STREAMS.commands);
-  if ([...(info.config.subjects ?? [])].sort().join(' ') === [...wanted].sort().join(' ')) {
-    return false;
-  }
-  await jsm.streams.update(STREAMS.commands, { subjects: wanted });
-  return true;
-}
-
-/** True for subjects a worker set from the configuration: the agents' and groups' commands. */
-function configuredCommandSubjects(subjects: readonly string[]): boolean {
-  const agents = `${SUBJECT_ROOTS.commands}.${AGENT_TOKEN}.>`;
-  return (
-    subjects.includes(agents) &&
-    subjects.every(
-      (s) =>
-        s === agents ||
-        (s.startsWith(`${SUBJECT_ROOTS.commands}.`) &&
-          s.endsWith('.>') &&
-          GROUP.test(s.slice(SUBJECT_ROOTS.commands.length + 1, -2))),
-    )
-  );
-}
-
 /** `parley.evt.<group>.<conversation>.<EventType>`. */
 export function eventSubject(group: string, conversation: string, type: string): string {
   return `${SUBJECT_ROOTS.events}.${validateGroupId(group)}.${validateId('conversation id', conversation)}.${validateEventType(type)}`;
@@ -394,8 +348,6 @@ async function ensureStream(
   report: EnsureReport,
   create: () => Promise<StreamInfo>,
 ): Promise<void> {
-  // The commands stream is made capturing every group; workers then narrow it to the configured
-  // ones (setCommandSubjects), which a later start must not widen again.
   const { name, ...settings } = owned;
   try {
     let info = await streamInfo(jsm, name);
@@ -410,9 +362,6 @@ async function ensureStream(
       }
     }
     const changes = differences(info.config, settings);
-    if (name === STREAMS.commands && configuredCommandSubjects(info.config.subjects ?? [])) {
-      delete changes.subjects;
-    }
     if (Object.keys(changes).length === 0) {
       if (!report.created.includes(name)) report.unchanged.push(name);
       return;

@@ -11,13 +11,7 @@ import { connectNats } from '../nats/connection.ts';
 import { Leases } from '../nats/leases.ts';
 import { LiveConfig } from '../nats/live-config.ts';
 import { fairShare, Members } from '../nats/members.ts';
-import {
-  AGENT_TOKEN,
-  BUCKETS,
-  DEFAULTS,
-  ensureStreams,
-  setCommandSubjects,
-} from '../nats/streams.ts';
+import { AGENT_TOKEN, BUCKETS, DEFAULTS, ensureStreams } from '../nats/streams.ts';
 import { AgentHost } from './agents.ts';
 import { GroupHost } from './host.ts';
 import { type InspectionServer, serveInspection } from './inspect.ts';
@@ -94,8 +88,6 @@ export class Worker {
   /** A new live configuration: agents' slots, groups added (taken) or removed (let go), rules. */
   async #reconfigure(settings: Settings, revision: number): Promise<void> {
     if (this.#stopped) return;
-    // The stream first: a group added is taken (its consumer made) only once the stream captures it.
-    await this.#commandSubjects(settings);
     this.#settings = settings;
     try {
       await this.#world.reconfigure(settings);
@@ -109,17 +101,6 @@ export class Worker {
       this.#log.error({ err: error, revision }, 'configuration not applied');
     }
     await this.rebalance();
-  }
-
-  async #commandSubjects(settings: Settings): Promise<void> {
-    try {
-      const groups = settings.groups.map((g) => g.id);
-      if (await setCommandSubjects(this.nc, groups)) {
-        this.#log.info({ groups }, 'commands stream captures the configured groups');
-      }
-    } catch (error) {
-      this.#log.warn({ err: error }, 'commands stream subjects not changed');
-    }
   }
 
   /** Connects, creates or upgrades the streams and buckets, joins, and starts taking groups. */
@@ -154,7 +135,6 @@ export class Worker {
     const members = await Members.open(nc, { worker: id, ttlMs: leaseMs, log });
     worker = new Worker(options, id, nc, leases, members, world, live);
     const self = worker;
-    await self.#commandSubjects(live.current.settings);
     live.onChange((version) => void self.#reconfigure(version.settings, version.revision));
     world.onAgent = (agent, before, after) => self.#agentChanged(agent, before?.value, after.value);
     await members.join();
