@@ -80,11 +80,17 @@ export async function runDev(
     // After the worker, so that it stops first and no request is taken that nobody would apply.
     const ownKeys = !env.PARLEY_CREDENTIALS && !env.PARLEY_VISITOR_SECRET;
     const credentialsFile = join(options.dataDir, DEV_CREDENTIALS_FILE);
-    const credentials = ownKeys
+    const made = ownKeys
       ? devCredentials(
           credentialsFile,
           settings.agents.map((a) => a.id),
         )
+      : undefined;
+    const credentials = made
+      ? {
+          ...made,
+          ...(env.PARLEY_IDENTITY_SECRET ? { identitySecret: env.PARLEY_IDENTITY_SECRET } : {}),
+        }
       : loadCredentials(env);
     const notifications = notificationsFromEnv(env);
     const gateway = await startGateway({

@@ -2,7 +2,7 @@
 // supervisors and admins carry keys from the credentials (a file or the environment, never the
 // code). Keys are compared by their SHA-256 digests in constant time.
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { FastifyRequest } from 'fastify';
 import { ParleyError } from '../errors.ts';
@@ -76,23 +76,33 @@ export class Authenticator {
   /**
    * The visitor of a customer the brand's site has logged in: the same id on every device, so their
    * conversations, history and unread messages follow them. `signature` is the hex HMAC-SHA256 of
-   * `user` under the identity secret, made by the brand's backend. The id is derived from `user`
-   * and the visitor secret; it does not show `user`.
+   * `<user>.<expires>` under the identity secret, made by the brand's backend; `expires` (ms since
+   * the epoch) bounds how long that signature may be used. The id is derived from `user` and the
+   * identity secret (so rotating the visitor secret, which revokes every token, keeps customers'
+   * histories); it does not show `user`.
    */
-  identifiedVisitor(user: string, signature: string): { visitor: string; token: string } {
+  identifiedVisitor(
+    user: string,
+    expires: number,
+    signature: string,
+    now = Date.now(),
+  ): { visitor: string; token: string } {
     if (!this.#identity) {
       throw new ParleyError('PARLEY_ERR_VALIDATION', [
         'logged-in visitors are not set up on this gateway (no identity secret): leave out user and signature',
       ]);
     }
-    const expected = createHmac('sha256', this.#identity).update(user).digest();
+    const expected = createHmac('sha256', this.#identity).update(`${user}.${expires}`).digest();
     const given = Buffer.from(signature, 'hex');
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
       throw new ParleyError('PARLEY_ERR_UNAUTHORIZED', [
-        'the signature does not match the user (HMAC-SHA256 of the user id under the identity secret, in hex)',
+        'the signature does not match (HMAC-SHA256 of "<user>.<expires>" under the identity secret, in hex)',
       ]);
     }
-    const id = createHmac('sha256', this.#secret).update(`user:${user}`).digest('base64url');
+    if (expires <= now) {
+      throw new ParleyError('PARLEY_ERR_UNAUTHORIZED', ['the signature has expired']);
+    }
+    const id = createHmac('sha256', this.#identity).update(`visitor:${user}`).digest('base64url');
     const visitor = `u-${id.slice(0, 22)}`;
     return { visitor, token: this.visitorToken(visitor) };
   }
@@ -268,6 +278,7 @@ export function devCredentials(path: string, agents: readonly string[]): Credent
   ) {
     mkdirSync(dirname(path), { recursive: true });
     writeFileSync(path, `${JSON.stringify(next, null, 2)}\n`, { mode: 0o600 });
+    chmodSync(path, 0o600); // (the mode above applies only to a new file: it holds secrets)
   }
   return next;
 }

@@ -17,6 +17,7 @@ import { nanos } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { DomainEvent, Message } from '../../actors/events.ts';
 import type { Settings } from '../../actors/settings.ts';
+import { isRevisionConflict } from '../nats/leases.ts';
 import { STREAMS, SUBJECT_ROOTS } from '../nats/streams.ts';
 import type { Backend } from './backend.ts';
 import type { Mail, NotificationOptions, TextMessage } from './notifications.ts';
@@ -48,6 +49,7 @@ export class Notifier {
   readonly #delayMs: number;
   readonly #log: Logger;
   #messages: ConsumerMessages | undefined;
+  readonly #handling = new Set<Promise<void>>();
 
   private constructor(options: NotifierOptions) {
     this.#o = options;
@@ -70,6 +72,8 @@ export class Notifier {
         ack_policy: AckPolicy.Explicit,
         deliver_policy: DeliverPolicy.New,
         ack_wait: nanos(60_000),
+        // A failure is tried again every 30 s, for about half an hour, then given up.
+        max_deliver: 60,
         // An answer waits unread, redelivered after its delay; many may wait at once.
         max_ack_pending: 100_000,
       });
@@ -77,7 +81,7 @@ export class Notifier {
     const consumer = await js.consumers.get(STREAMS.events, NOTIFIER_CONSUMER);
     notifier.#messages = await consumer.consume({
       max_messages: 256,
-      callback: (m) => void notifier.#handle(m),
+      callback: (m) => notifier.#handle(m),
     });
     const { email, sms } = options.notifications;
     notifier.#log.info(
@@ -87,27 +91,46 @@ export class Notifier {
     return notifier;
   }
 
+  /** Stops consuming, and waits for the answers being handled. */
   async stop(): Promise<void> {
     await this.#messages?.close().catch(() => undefined);
+    await Promise.allSettled(this.#handling);
   }
 
-  async #handle(msg: JsMsg): Promise<void> {
+  #handle(msg: JsMsg): void {
+    const handling = this.#handleOne(msg).finally(() => this.#handling.delete(handling));
+    this.#handling.add(handling);
+  }
+
+  async #handleOne(msg: JsMsg): Promise<void> {
+    // (After the connection closed, an ack or a nak throws: the answer is delivered again.)
+    const settle = (how: () => void) => {
+      try {
+        how();
+      } catch (error) {
+        this.#log.debug({ err: error, seq: msg.seq }, 'answer not settled; delivered again');
+      }
+    };
+    // Sending may take longer than the consumer's ack wait: tell the server it is in hand.
+    const working = setInterval(() => settle(() => msg.working()), 20_000);
     try {
       const event = msg.json<MessageAdded>();
       if (event.type !== 'MessageAdded' || event.message.author.kind !== 'agent') {
-        msg.ack();
+        settle(() => msg.ack());
         return;
       }
       const wait = event.at + this.#delayMs - Date.now();
       if (wait > 0) {
-        msg.nak(wait); // back when the answer has waited long enough
+        settle(() => msg.nak(wait)); // back when the answer has waited long enough
         return;
       }
-      if (await this.#notify(event)) msg.ack();
-      else msg.nak(RETRY_MS);
+      const done = await this.#notify(event);
+      settle(() => (done ? msg.ack() : msg.nak(RETRY_MS)));
     } catch (error) {
       this.#log.warn({ err: error, seq: msg.seq }, 'answer notification failed; tried again later');
-      msg.nak(RETRY_MS);
+      settle(() => msg.nak(RETRY_MS));
+    } finally {
+      clearInterval(working);
     }
   }
 
@@ -164,18 +187,24 @@ export class Notifier {
     if (unread.length === 0) return true;
     const last = unread[unread.length - 1]!.seq;
     const revision = entry?.revision ?? 0;
+    let claimed: number;
     try {
-      if (revision === 0) await visitorData.create(key, String(last));
-      else await visitorData.update(key, String(last), revision);
-    } catch {
-      return true; // another gateway claimed it first
+      claimed =
+        revision === 0
+          ? await visitorData.create(key, String(last))
+          : await visitorData.update(key, String(last), revision);
+    } catch (error) {
+      if (isRevisionConflict(error)) return true; // another gateway claimed it first
+      throw error; // (tried again later)
     }
     try {
       if (channel === 'email')
         await this.#o.notifications.email?.(this.#mail(to, ctx.group, unread));
       else await this.#o.notifications.sms?.(this.#text(to, ctx.group, unread));
     } catch (error) {
-      await visitorData.put(key, String(covered)).catch(() => undefined);
+      // Given back, unless claimed again since: another gateway told of later answers meanwhile
+      // (then these are not told again: it needs two gateways and a failure at once).
+      await visitorData.update(key, String(covered), claimed).catch(() => undefined);
       this.#log.warn(
         { err: error, conversation: event.conversation, channel },
         'answer notification not sent',

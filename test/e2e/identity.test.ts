@@ -9,9 +9,11 @@ import { call, gatewaySettings, KEYS, startParley, testCredentials } from '../he
 import { testLog } from '../helpers/runtime.ts';
 
 const TV_PAGE = 'https://shop.example/tv/oled-55';
+/** An hour from now: how long the brand's backend lets a signature be used. */
+const HOUR = () => Date.now() + 3_600_000;
 /** What the brand's backend computes for a logged-in customer. */
-const sign = (user: string, secret: string = KEYS.identity) =>
-  createHmac('sha256', secret).update(user).digest('hex');
+const sign = (user: string, expires: number, secret: string = KEYS.identity) =>
+  createHmac('sha256', secret).update(`${user}.${expires}`).digest('hex');
 
 interface Visitor {
   visitor: string;
@@ -20,8 +22,8 @@ interface Visitor {
 
 t.test('a logged-in customer has the same history on every device', async (t) => {
   const { http, natsUrl } = await startParley(t);
-  const login = (user: string, signature = sign(user)) =>
-    call<Visitor>(http, 'POST', '/v1/visitors/identified', { body: { user, signature } });
+  const login = (user: string, expires = HOUR(), signature = sign(user, expires)) =>
+    call<Visitor>(http, 'POST', '/v1/visitors/identified', { body: { user, expires, signature } });
 
   // On the laptop: logged in, writes.
   const laptop = await login('customer-4711');
@@ -83,19 +85,27 @@ t.test('a logged-in customer has the same history on every device', async (t) =>
     t.equal(peek.status, 404);
   }
 
-  // A signature made for another customer, or with another secret: 401.
-  for (const signature of [sign('customer-42'), sign('customer-4711', 'x'.repeat(40))]) {
-    const forged = await login('customer-4711', signature);
+  // A signature made for another customer, with another secret, or expired: 401.
+  const expires = HOUR();
+  const past = Date.now() - 1_000;
+  for (const [at, signature, why] of [
+    [expires, sign('customer-42', expires), /does not match/],
+    [expires, sign('customer-4711', expires, 'x'.repeat(40)), /does not match/],
+    [expires + 1, sign('customer-4711', expires), /does not match/],
+    [past, sign('customer-4711', past), /expired/],
+  ] as const) {
+    const forged = await login('customer-4711', at, signature);
     t.equal(forged.status, 401);
     t.match(forged.type, /^application\/problem\+json/);
-    t.match(forged.body, { code: 'PARLEY_ERR_UNAUTHORIZED', detail: /signature/ });
+    t.match(forged.body, { code: 'PARLEY_ERR_UNAUTHORIZED', detail: why });
   }
   // Malformed: a field missing, an unknown one, a signature that is not hex: 400.
   for (const body of [
-    { user: 'customer-4711' },
-    { user: 'customer-4711', signature: sign('customer-4711'), email: 'a@b.c' },
-    { user: 'customer-4711', signature: 'not-hex' },
-    { user: '', signature: sign('') },
+    { user: 'customer-4711', expires },
+    { user: 'customer-4711', expires, signature: sign('customer-4711', expires), email: 'a@b.c' },
+    { user: 'customer-4711', expires, signature: 'not-hex' },
+    { user: 'customer-4711', expires: 'soon', signature: sign('customer-4711', expires) },
+    { user: '', expires, signature: sign('', expires) },
   ]) {
     const bad = await call(http, 'POST', '/v1/visitors/identified', { body });
     t.equal(bad.status, 400, JSON.stringify(body));
@@ -113,7 +123,7 @@ t.test('a logged-in customer has the same history on every device', async (t) =>
   });
   t.teardown(() => plain.stop());
   const refused = await call(plain.url, 'POST', '/v1/visitors/identified', {
-    body: { user: 'customer-4711', signature: sign('customer-4711') },
+    body: { user: 'customer-4711', expires, signature: sign('customer-4711', expires) },
   });
   t.equal(refused.status, 400);
   t.match(refused.body, { detail: /not set up/ });

@@ -1,6 +1,6 @@
 // Where the gateway's keys come from: the environment, a file, or (parley dev) a file it makes;
 // the identity secret for logged-in customers among them.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { isParleyError } from '../../lib/errors.ts';
@@ -45,7 +45,8 @@ t.test('parley dev makes an identity secret once, and adds one to an older file'
   t.ok((first.identitySecret ?? '').length >= 32);
   t.equal(devCredentials(file, ['alice']).identitySecret, first.identitySecret, 'kept');
   const older = { visitorSecret: SECRET, adminKeys: [], supervisorKeys: [], agentKeys: {} };
-  writeFileSync(file, JSON.stringify(older));
+  writeFileSync(file, JSON.stringify(older), { mode: 0o644 });
+  chmodSync(file, 0o644);
   const upgraded = devCredentials(file, []);
   t.ok((upgraded.identitySecret ?? '').length >= 32);
   t.equal(
@@ -54,4 +55,5 @@ t.test('parley dev makes an identity secret once, and adds one to an older file'
     'written',
   );
   t.equal(upgraded.visitorSecret, SECRET, 'the rest kept');
+  t.equal(statSync(file).mode & 0o777, 0o600, 'readable by its owner only, even if it was not');
 });

@@ -140,9 +140,13 @@ export function visitorRoutes(ctx: GatewayContext) {
                 maxLength: 256,
                 description: "The customer's id on the brand's site.",
               }),
+              expires: Type.Integer({
+                minimum: 0,
+                description: 'Until when the signature may be used, in ms since the epoch.',
+              }),
               signature: Type.String({
                 pattern: '^[0-9a-fA-F]{64}$',
-                description: 'HMAC-SHA256 of user under the identity secret, in hex.',
+                description: 'HMAC-SHA256 of "<user>.<expires>" under the identity secret, in hex.',
               }),
             },
             { additionalProperties: false },
@@ -154,7 +158,11 @@ export function visitorRoutes(ctx: GatewayContext) {
         },
       },
       async (request, reply) =>
-        reply.code(201).send(auth.identifiedVisitor(request.body.user, request.body.signature)),
+        reply
+          .code(201)
+          .send(
+            auth.identifiedVisitor(request.body.user, request.body.expires, request.body.signature),
+          ),
     );
 
     app.put(
