@@ -273,6 +273,31 @@ export class Engine {
     return { ...this.#result(out), released };
   }
 
+  /**
+   * The conversations the world holds a place for that this engine may have to judge in
+   * `repair()`: every configured agent's, and those holding a seat of a hosted group.
+   */
+  placesHeld(): string[] {
+    const held = new Set<string>();
+    for (const group of this.#groups.keys()) for (const c of this.#world.seats(group)) held.add(c);
+    for (const agent of this.#agentSettings.keys()) {
+      for (const c of this.#world.agent(agent)?.context.conversations ?? []) held.add(c);
+    }
+    return [...held];
+  }
+
+  /**
+   * True for a conversation in memory that must stay there: one holding a place in a hosted
+   * group's waiting list, waiting or snoozed (the list and the snooze timers need it). Any other
+   * may be let out of memory once stored, and loaded again with `admit` when a command comes.
+   */
+  resident(id: string): boolean {
+    const rec = this.#conversations.get(id);
+    if (!rec) return false;
+    const seat = seatOf(rec.snapshot);
+    return (seat.kind === 'waiting' || seat.kind === 'snoozed') && this.#groups.has(seat.group);
+  }
+
   #result(events: DomainEvent[]): StepResult {
     const handovers = this.#handovers;
     this.#handovers = [];

@@ -5,11 +5,12 @@
 import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { Presence } from '../actors/events.ts';
 import type { Settings } from '../actors/settings.ts';
 import { isParleyError } from './errors.ts';
 import { type AgentInspection, type GroupInspection, inspectGroup } from './inspect.ts';
 import { BUCKETS, STREAMS, SUBJECT_ROOTS, validateGroupId } from './nats/streams.ts';
+import { startOfDay } from './reports/projection.ts';
+import { reportTimeZone } from './reports/reporter.ts';
 
 /**
  * One routing group's figures. Counts that need the group's live inspection are null when no
@@ -60,14 +61,7 @@ export interface GroupFigures {
 }
 
 /** An agent as the inspections of their routing groups see them now. */
-export interface AgentFigures {
-  readonly id: string;
-  readonly name: string;
-  readonly presence: Presence;
-  /** Conversations the agent holds, in every group. */
-  readonly load: number;
-  readonly slots: number;
-  readonly conversations: readonly string[];
+export interface AgentFigures extends AgentInspection {
   /** The agent's routing groups in the live configuration. */
   readonly groups: readonly string[];
 }
@@ -90,13 +84,8 @@ export interface FiguresOptions {
   readonly now?: () => number;
   /** How long to wait for each group's owner (default 2 s). */
   readonly timeoutMs?: number;
-}
-
-/** Local midnight before `at`: where "today" starts for `closedToday`. */
-export function startOfLocalDay(at: number): number {
-  const day = new Date(at);
-  day.setHours(0, 0, 0, 0);
-  return day.getTime();
+  /** The zone whose midnight starts "today", as in the reports (default PARLEY_TIME_ZONE, else UTC). */
+  readonly timeZone?: string;
 }
 
 /**
@@ -111,7 +100,7 @@ export async function productionFigures(
   options: FiguresOptions = {},
 ): Promise<ProductionFigures> {
   const at = (options.now ?? Date.now)();
-  const since = startOfLocalDay(at);
+  const since = startOfDay(at, reportTimeZone(options.timeZone));
   const timeoutMs = options.timeoutMs ?? 2_000;
   const [inspections, closed] = await Promise.all([
     Promise.all(settings.groups.map((g) => inspectOrProblem(nc, g.id, timeoutMs))),
@@ -159,15 +148,7 @@ export async function productionFigures(
 
   const agentFigures = [...agents.values()]
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-    .map((a) => ({
-      id: a.id,
-      name: a.name,
-      presence: a.presence,
-      load: a.load,
-      slots: a.slots,
-      conversations: a.conversations,
-      groups: settings.agents.find((s) => s.id === a.id)?.groups ?? [],
-    }));
+    .map((a) => ({ ...a, groups: settings.agents.find((s) => s.id === a.id)?.groups ?? [] }));
   return { at, since, groups, agents: agentFigures };
 }
 

@@ -42,6 +42,24 @@ export type ReportSource = Pick<Reporter, 'timeZone' | 'live' | 'period' | 'tota
 const MSG_ID = 'Nats-Msg-Id';
 const RETRY_MS = 1_000;
 
+/**
+ * The IANA time zone "today" is counted in: `explicit`, else PARLEY_TIME_ZONE, else UTC. Throws
+ * PARLEY_ERR_CONFIG_INVALID, naming where it came from, for an unknown one.
+ */
+export function reportTimeZone(explicit?: string): string {
+  const fromEnv = explicit === undefined && process.env.PARLEY_TIME_ZONE !== undefined;
+  const timeZone = explicit ?? process.env.PARLEY_TIME_ZONE ?? 'UTC';
+  try {
+    return checkTimeZone(timeZone);
+  } catch {
+    throw new ParleyError('PARLEY_ERR_CONFIG_INVALID', [
+      fromEnv ? 'PARLEY_TIME_ZONE' : 'the reports',
+      fromEnv ? 'environment' : 'timeZone',
+      `unknown time zone ${JSON.stringify(timeZone)}: use an IANA name such as Europe/Paris`,
+    ]);
+  }
+}
+
 /** The figures of the reports, kept up to date from the events stream. */
 export class Reporter {
   readonly timeZone: string;
@@ -75,17 +93,7 @@ export class Reporter {
    * zone and PARLEY_ERR_NATS_SETUP when the events stream does not exist (no worker ran yet).
    */
   static async start(nc: NatsConnection, options: ReporterOptions): Promise<Reporter> {
-    const fromEnv = options.timeZone === undefined && process.env.PARLEY_TIME_ZONE !== undefined;
-    const timeZone = options.timeZone ?? process.env.PARLEY_TIME_ZONE ?? 'UTC';
-    try {
-      checkTimeZone(timeZone);
-    } catch {
-      throw new ParleyError('PARLEY_ERR_CONFIG_INVALID', [
-        fromEnv ? 'PARLEY_TIME_ZONE' : 'the reports',
-        fromEnv ? 'environment' : 'timeZone',
-        `unknown time zone ${JSON.stringify(timeZone)}: use an IANA name such as Europe/Paris`,
-      ]);
-    }
+    const timeZone = reportTimeZone(options.timeZone);
     const jsm = await jetstreamManager(nc, { timeout: 10_000, checkAPI: false });
     try {
       await jsm.streams.info(STREAMS.events);

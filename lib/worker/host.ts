@@ -116,7 +116,7 @@ const parse = <T>(data: Uint8Array): T => JSON.parse(decoder.decode(data)) as T;
  * build an object and a BigInt: ~2 µs a command. The ms are the ns without their last six digits,
  * exactly `Number(msg.timestampNanos / 1_000_000n)`. Anything else is left to nats.js.
  */
-export function deliveryOf(msg: JsMsg): { seq: number; consumerSeq: number; at: number } {
+function deliveryOf(msg: JsMsg): { seq: number; consumerSeq: number; at: number } {
   const reply = (msg as { reply?: unknown }).reply;
   if (typeof reply === 'string' && reply.startsWith('$JS.ACK.')) {
     // Where each of the first 12 tokens starts (a token ends one before the next starts).
@@ -177,8 +177,8 @@ export class GroupHost {
   #record: GroupRecord | undefined;
   #groupRevision = 0;
   readonly #revisions = new Map<string, number>();
-  /** Whether the open index lists a conversation in memory, when known. */
-  readonly #indexed = new Map<string, boolean>();
+  /** Conversations in memory that this host listed in the open index since loading them. */
+  readonly #indexed = new Set<string>();
   #messages: ConsumerMessages | undefined;
   #timer: NodeJS.Timeout | undefined;
   #repairTimer: NodeJS.Timeout | undefined;
@@ -682,20 +682,18 @@ export class GroupHost {
         const open = this.#engine.conversation(id)?.state !== 'closed';
         // Listed before it is stored open, unlisted after it is stored closed: a crash in between
         // leaves it listed (counted once too many), never stored open and unlisted.
-        if (open && this.#indexed.get(id) !== true) {
+        if (open && !this.#indexed.has(id)) {
           await indexOpen(this.#deps.groups, this.group, id);
-          this.#indexed.set(id, true);
+          this.#indexed.add(id);
         }
         await this.#writeConversation(id, { group: this.group, record });
         if (open) return;
-        if (this.#indexed.get(id) !== false) await unindexOpen(this.#deps.jsm, this.group, id);
+        await unindexOpen(this.#deps.jsm, this.group, id);
         closed.push(id);
       }),
     );
     for (const id of closed) {
-      this.#engine.evict(id); // stored: a later command (a survey) loads it again
-      this.#lastActive.delete(id);
-      this.#indexed.delete(id);
+      this.#forget(id); // stored: a later command (a survey) loads it again
     }
     this.#evictIdle();
     if (ids.length > 0 || this.#appliedSeq > (this.#record?.lastSeq ?? 0)) {
@@ -704,21 +702,23 @@ export class GroupHost {
   }
 
   /**
-   * Lets stored conversations that have been idle for `idleMs` out of memory: those with the bot
-   * or assigned to an agent. Waiting and snoozed ones stay (the waiting list and the timers need
-   * them). The next command for one loads it again from KV.
+   * Lets stored conversations that have been idle for `idleMs` out of memory, but those the engine
+   * needs (Engine.resident: waiting or snoozed). The next command for one loads it again from KV.
    */
   #evictIdle(): void {
     const before = Date.now() - this.#idleMs;
     for (const [id, at] of this.#lastActive) {
       if (at > before || this.#dirty.has(id)) continue;
-      const state = this.#engine.conversation(id)?.state;
-      if (state === 'bot' || state === 'assigned' || state === undefined) {
-        this.#engine.evict(id);
-        this.#lastActive.delete(id);
-        this.#indexed.delete(id);
-      }
+      if (!this.#engine.resident(id)) this.#forget(id);
     }
+  }
+
+  /** Lets a stored conversation out of memory, with what the host kept beside it. */
+  #forget(id: string): void {
+    this.#engine.evict(id);
+    this.#lastActive.delete(id);
+    this.#indexed.delete(id);
+    this.#revisions.delete(id); // (read again with the record when it is loaded)
   }
 
   async #writeConversation(id: string, stored: StoredConversation): Promise<void> {
@@ -739,14 +739,9 @@ export class GroupHost {
     };
   }
 
-  /** The conversations in memory that must stay there: waiting or snoozed (see #evictIdle). */
+  /** The conversations in memory that must stay there (Engine.resident): a new owner loads them. */
   #resident(): string[] {
-    const ids: string[] = [];
-    for (const id of this.#engine.conversationIds()) {
-      const state = this.#engine.conversation(id)?.state;
-      if (state === 'queued' || state === 'snoozed') ids.push(id);
-    }
-    return ids;
+    return this.#engine.conversationIds().filter((id) => this.#engine.resident(id));
   }
 
   async #writeGroup(record: GroupRecord): Promise<void> {
@@ -816,12 +811,7 @@ export class GroupHost {
       await this.#unit(async () => {
         const outcome: Outcome = { events: [], handovers: [], forwards: [], touched: new Set() };
         // The conversations of this group that the world holds places for are judged in memory.
-        const held = new Set(this.#deps.world.seats(this.group));
-        for (const agent of this.#deps.settings.agents) {
-          for (const c of this.#deps.world.agent(agent.id)?.context.conversations ?? [])
-            held.add(c);
-        }
-        for (const c of held) {
+        for (const c of this.#engine.placesHeld()) {
           if (!this.#engine.conversation(c)) await this.#admitFromStore(c, at, outcome);
         }
         const result = this.#engine.repair(at);

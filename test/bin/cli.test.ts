@@ -18,6 +18,7 @@ import type { TopDocument } from '../../bin/commands/top.ts';
 import type { GroupInspection } from '../../lib/inspect.ts';
 import { parleyEnv, type Ran, ROOT, runParley } from '../helpers/cli.ts';
 import { startNatsCluster, startNatsServer } from '../helpers/nats-server.ts';
+import { waitUntil } from '../helpers/poll.ts';
 import { startRuntime, startWorker } from '../helpers/runtime.ts';
 
 const UNREACHABLE = 'nats://127.0.0.1:1';
@@ -185,13 +186,17 @@ t.test('inspect group: the waiting list in order, the cap, the agents, the snooz
     group.waiting.map((w) => [w.conversation, w.position]),
     [['c5', 1]],
   );
-  t.ok(group.waiting[0]!.waitedMs >= 0);
+  const waiting = group.waiting[0]!;
+  t.ok(
+    waiting.waitedMs > 0 && waiting.waitedMs <= Date.now() - waiting.readyAt,
+    'c5 has waited since it became ready, in ms',
+  );
   t.same(
     group.snoozed.map((s) => s.conversation),
     ['c1'],
   );
   t.ok(group.snoozed[0]!.inMs > 0);
-  t.match(
+  t.same(
     group.agents.map((a) => [a.id, a.presence, a.load, a.slots]),
     [
       ['alice', 'online', 2, 2],
@@ -208,6 +213,7 @@ t.test('inspect group: the waiting list in order, the cap, the agents, the snooz
 
 t.test('top --once: the figures of each group and the agents logged in', async (t) => {
   const [doc, frame] = await Promise.all([json<TopDocument>(['top']), parley(['top', '--once'])]);
+  t.equal(doc.groups.length, 2, 'tv and orders');
   t.match(doc.groups, [
     {
       group: 'tv',
@@ -239,9 +245,20 @@ t.test('top --once: the figures of each group and the agents logged in', async (
     [['alice', 'online', 2, 2]],
     'only the agents logged in',
   );
-  const midnight = new Date(doc.at);
-  midnight.setHours(0, 0, 0, 0);
-  t.equal(doc.since, midnight.getTime(), 'today starts at local midnight');
+  // The subprocess runs with PARLEY_TIME_ZONE unset: midnight in UTC, as the reports count it.
+  t.equal(
+    doc.since,
+    Date.UTC(
+      ...((
+        new Date(doc.at).toISOString().slice(0, 10).split('-').map(Number) as [
+          number,
+          number,
+          number,
+        ]
+      ).map((v, i) => (i === 1 ? v - 1 : v)) as [number, number, number]),
+    ),
+    'today starts at midnight UTC',
+  );
 
   t.equal(frame.code, 0, frame.stderr);
   t.match(frame.stdout, /^tv\s+1\/3\s+2\/3\s+1\s+in \S+\s+\S+\s+2\s+1\s+w-cli$/m);
@@ -350,6 +367,7 @@ t.test('send: validated, published to its subject, and its events printed', asyn
   ]);
   t.match(again, { id: 'cli-start-c6', duplicate: true, events: [] }, 'the same id again');
   t.match(refused.events, [{ type: 'CommandRejected', code: 'not-assigned-agent' }]);
+  t.equal(refused.events.length, 1, 'that event alone');
   t.equal(text.code, 0, text.stderr);
   const lines = text.stdout.trimEnd().split('\n');
   t.match(
@@ -379,10 +397,6 @@ t.test('watch prints each transition as it happens, and stops on SIGTERM', async
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
     return { child, lines, ready, exited };
   };
-  const until = async (test: () => boolean, what: string) => {
-    for (let i = 0; i < 200 && !test(); i++) await new Promise((r) => setTimeout(r, 50));
-    if (!test()) throw new Error(`timed out waiting for ${what}`);
-  };
   const one = follow(['--conversation', 'c7', '--json']);
   const tv = follow(['--group', 'tv']);
   await Promise.all([one.ready, tv.ready]);
@@ -390,8 +404,8 @@ t.test('watch prints each transition as it happens, and stops on SIGTERM', async
   await it.send({ type: 'SetVisitorPresence', conversation: 'c6', online: true });
   await it.send({ type: 'StartConversation', conversation: 'c7', visitor: 'v-c7', rule: 'direct' });
   await it.waitFor(isEvent('ConversationQueued', 'c7'));
-  await until(() => one.lines.some((l) => l.includes('ConversationQueued')), 'the JSON line');
-  await until(() => tv.lines.some((l) => /c7\s+ConversationQueued/.test(l)), 'the text line');
+  await waitUntil(() => one.lines.some((l) => l.includes('ConversationQueued')), 'the JSON line');
+  await waitUntil(() => tv.lines.some((l) => /c7\s+ConversationQueued/.test(l)), 'the text line');
 
   const seen = one.lines.map((l) => JSON.parse(l) as SeenEvent);
   t.ok(
@@ -528,4 +542,5 @@ t.test('status on a cluster names it, its size, and each stream leader', async (
     'every stream and bucket has 3 replicas and a leader',
   );
   t.match(report.workers, [{ worker: 'w-cluster', live: true }]);
+  t.equal(report.workers.length, 1, 'that worker alone');
 });

@@ -9,19 +9,12 @@ import { BUCKETS } from '../../lib/nats/streams.ts';
 import type { GroupRecord } from '../../lib/worker/host.ts';
 import { indexedOpen } from '../../lib/worker/open-index.ts';
 import { startNatsServer } from '../helpers/nats-server.ts';
+import { waitUntil } from '../helpers/poll.ts';
 import { connectIntegrator, startWorker } from '../helpers/runtime.ts';
 
 /** 12,000 ids of 100 characters: ~1.2 MB as a JSON list, over the server's 1 MB payload limit. */
 const N = 12_000;
 const idOf = (i: number) => `c-${String(i).padStart(6, '0')}-${'x'.repeat(91)}`;
-
-async function until(test: () => Promise<boolean>, timeoutMs: number, what: string) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await test())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 t.test('more open conversations than one KV value holds: indexed, and taken over', async (t) => {
   const server = await startNatsServer({ t });
@@ -45,10 +38,11 @@ t.test('more open conversations than one KV value holds: indexed, and taken over
       while (next < N) await send(next++);
     }),
   );
-  await until(
+  await waitUntil(
     async () => (await indexedOpen(jsm, 'tv')).length === N,
-    120_000,
     `${N} conversations in tv's open index`,
+    120_000,
+    200,
   );
   const listed = await indexedOpen(jsm, 'tv');
   t.equal(listed[0], idOf(0));
@@ -69,7 +63,7 @@ t.test('more open conversations than one KV value holds: indexed, and taken over
   // A second worker takes the group over once the first hands it over.
   const b = await startWorker(t, server.url, { id: 'worker-b' });
   await a.stop(); // (its teardown stops it again: a no-op)
-  await until(async () => b.hosted().includes('tv'), 30_000, 'worker-b to host tv');
+  await waitUntil(() => b.hosted().includes('tv'), 'worker-b to host tv', 30_000);
 
   // A conversation it never loaded answers the bot: loaded from KV, then routed.
   const old = idOf(4_321);
@@ -94,10 +88,11 @@ t.test('more open conversations than one KV value holds: indexed, and taken over
     20_000,
     'a close after the takeover',
   );
-  await until(
+  await waitUntil(
     async () => (await indexedOpen(jsm, 'tv')).length === N - 1,
-    20_000,
     'the closed conversation to leave the index',
+    20_000,
+    200,
   );
   t.notOk((await indexedOpen(jsm, 'tv')).includes(idOf(7)), 'closed: no longer listed');
   t.equal((await inspectGroup(it.nc, 'tv')).open, N - 1);

@@ -5,6 +5,7 @@ import { Kvm } from '@nats-io/kv';
 import t from 'tap';
 import type { DomainEvent } from '../../actors/events.ts';
 import { BUCKETS } from '../../lib/nats/streams.ts';
+import { waitUntil } from '../helpers/poll.ts';
 import { startRuntime, startWorker } from '../helpers/runtime.ts';
 
 interface AgentRecord {
@@ -71,10 +72,7 @@ t.test(
     const assigned = await it.waitFor(is('ConversationAssigned', 'c3'), 10_000, 'c3 assigned');
     t.match(assigned, { agent: 'alice' }, 'c3 gets the slot c2 held');
 
-    const deadline = Date.now() + 10_000;
-    while ((await seats()).includes('c2') && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitUntil(async () => !(await seats()).includes('c2'), 'the seat c2 held to be free');
     t.same(await seats(), [], 'the seat c2 held is free');
     t.same((await alice()).sort(), ['c1', 'c3'], 'alice holds what is hers, c1 among it');
     t.equal(it.of('c1').length, c1Events, 'nothing happened to c1 itself');

@@ -6,6 +6,7 @@ import type { DomainEvent } from '../../actors/events.ts';
 import { HOUR_MS } from '../../actors/settings.ts';
 import { STREAMS } from '../../lib/nats/streams.ts';
 import { startNatsServer } from '../helpers/nats-server.ts';
+import { waitUntil } from '../helpers/poll.ts';
 import { connectIntegrator, startWorker } from '../helpers/runtime.ts';
 import { agent, group, testSettings } from '../helpers/settings.ts';
 
@@ -35,22 +36,15 @@ t.test(`${N} snoozes ending within the same second all wake within a second`, as
     it.send({ type: 'StartConversation', conversation: id(i), visitor: `v${i}`, rule: 'direct' }),
   );
   const count = (type: string) => it.events.filter((e) => e.type === type).length;
-  const until = async (test: () => boolean, what: string) => {
-    const deadline = Date.now() + 60_000;
-    while (!test()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  };
-  await until(() => count('ConversationAssigned') === N, `${N} assignments`);
+  await waitUntil(() => count('ConversationAssigned') === N, `${N} assignments`, 60_000);
 
   // Snoozed for 2 s each (a snoozed conversation holds a seat of the waiting list: the cap is N),
   // sent within a few hundred ms: the deadlines fall within about one second.
   await inFlight((i) =>
     it.send({ type: 'Snooze', conversation: id(i), agent: 'alice', durationMs: 2_000 }),
   );
-  await until(() => count('ConversationSnoozed') === N, `${N} snoozes`);
-  await until(() => count('ConversationWoken') === N, `${N} wakes`);
+  await waitUntil(() => count('ConversationSnoozed') === N, `${N} snoozes`, 60_000);
+  await waitUntil(() => count('ConversationWoken') === N, `${N} wakes`, 60_000);
 
   const deadlines = new Map<string, number>();
   for (const e of it.events) {

@@ -221,6 +221,7 @@ t.test(
       'returned though it was out of memory',
     );
     await it.waitFor(is('ConversationQueued', 'e1', (e) => e.reason === 'returned'));
+    await settle(); // past the next checkpoint, which lets idle conversations out
     t.ok(inMemory('e1'), 'waiting conversations stay in memory');
   },
 );
