@@ -16,7 +16,9 @@ import {
 import {
   type Command,
   type ConversationCommand,
+  commandKey,
   type DomainEvent,
+  messageKey,
   REJECTION_REASONS,
   type RejectionCode,
   type SendMessage,
@@ -32,6 +34,7 @@ import {
   routingGroupMachine,
   typicalReplyMs,
   type WaitingEntry,
+  waitingListFull,
 } from './routing-group.ts';
 import type { AgentSettings, RoutingGroupSettings, RoutingRule, Settings } from './settings.ts';
 import { type Stepper, stepper } from './step.ts';
@@ -96,10 +99,20 @@ export interface SnoozeDeadline {
   readonly until: number;
 }
 
-/** A place released by `repair()`: an agent's slot, or a seat of a group's waiting list. */
+/** A place `repair()` released or took again: an agent's slot, or a seat of a group's waiting list. */
 export type Released =
   | { readonly conversation: string; readonly agent: string }
   | { readonly conversation: string; readonly group: string };
+
+/** What `repair()` did to the world, and what it found and could not mend. */
+export interface Repaired extends StepResult {
+  /** Places held without their conversation, now free. */
+  readonly released: readonly Released[];
+  /** Places a conversation's state holds that the world had lost, held again. */
+  readonly retaken: readonly Released[];
+  /** Places a conversation holds that the world had lost and that are no longer free (the agent full, the list full). */
+  readonly unmended: readonly Released[];
+}
 
 /** The engine's whole state as plain JSON, for persistence and comparison. */
 export interface EngineState {
@@ -171,7 +184,7 @@ export class Engine {
     const hosts = new Set(options.hosts ?? settings.groups.map((g) => g.id));
     for (const g of settings.groups) {
       if (!hosts.has(g.id)) continue;
-      this.#groups.set(g.id, initialTransition(routingGroupMachine, { id: g.id, cap: g.cap })[0]);
+      this.#groups.set(g.id, initialTransition(routingGroupMachine, { id: g.id })[0]);
     }
     for (const a of settings.agents) {
       if (!this.#world.agent(a.id))
@@ -207,17 +220,35 @@ export class Engine {
     return this.#result(out);
   }
 
-  /** Takes in a conversation that another engine handed over; it already holds its seat. */
+  /**
+   * Takes in a conversation that another engine handed over, or one stored earlier and loaded
+   * again. The places it holds in the world (its seat, its agent's slot) were taken when it moved
+   * there and are not touched: only this engine's own lists learn of it. A place the world lost
+   * (a crash mid-commit) is `repair()`'s to find.
+   */
   admit(handover: Handover, now: number): StepResult {
     const out: DomainEvent[] = [];
     if (!this.#conversations.has(handover.conversation)) {
       const record = this.#recordFromJSON(handover.record);
       this.#touch(handover.conversation);
       this.#conversations.set(handover.conversation, record);
-      this.#syncSeat({ kind: 'none' }, seatOf(record.snapshot), handover.conversation, now, out);
+      this.#enterList(handover.conversation, seatOf(record.snapshot));
       this.#dispatch(now, out);
     }
     return this.#result(out);
+  }
+
+  /** Puts a conversation in a hosted group's waiting or snoozed list, as its seat says. */
+  #enterList(id: string, seat: Seat): void {
+    if (seat.kind === 'waiting' && this.#groups.has(seat.group)) {
+      this.#sendToGroup(seat.group, { type: 'wait', entry: seat.entry });
+      this.#handOutPossible = true;
+    } else if (seat.kind === 'snoozed' && this.#groups.has(seat.group)) {
+      this.#sendToGroup(seat.group, {
+        type: 'snooze',
+        entry: { conversation: id, until: seat.until },
+      });
+    }
   }
 
   /**
@@ -241,10 +272,39 @@ export class Engine {
    * conversations in memory are judged, after a hand-out. Then hands out what the freed places
    * allow.
    */
-  repair(now: number): StepResult & { readonly released: readonly Released[] } {
+  repair(now: number): Repaired {
     const out: DomainEvent[] = [];
     const released: Released[] = [];
-    // Hand out first: a waiting conversation whose agent still holds its slot goes back to that
+    const retaken: Released[] = [];
+    const unmended: Released[] = [];
+    // First the places the world lost: a conversation in memory whose agent's slot or whose seat
+    // is gone (a commit cut short after its releases were written, a record stored ahead of the
+    // world) takes it again while it is free, before anything new is handed out; else it is
+    // reported, never forced past a cap or a slot.
+    for (const [id, rec] of this.#conversations) {
+      const seat = seatOf(rec.snapshot);
+      if (seat.kind === 'assigned') {
+        const a = this.#world.agent(seat.agent);
+        if (!a || holds(a, id)) continue;
+        const place = { conversation: id, agent: seat.agent };
+        if (!hasFreeSlot(a)) {
+          unmended.push(place);
+          continue;
+        }
+        this.#sendToAgent(seat.agent, { type: 'take', conversation: id, at: now }, out);
+        retaken.push(place);
+      } else if (seat.kind === 'waiting' || seat.kind === 'snoozed') {
+        if (!this.#groups.has(seat.group) || this.#world.seats(seat.group).includes(id)) continue;
+        const place = { conversation: id, group: seat.group };
+        if (!this.#seatFree(seat.group)) {
+          unmended.push(place);
+          continue;
+        }
+        this.#takeSeat(seat.group, id);
+        retaken.push(place);
+      }
+    }
+    // Then hand out: a waiting conversation whose agent still holds its slot goes back to that
     // agent (#pickAgent), as it would have on the next command; only then is a slot judged.
     this.#handOutPossible = true;
     this.#dispatch(now, out);
@@ -270,7 +330,7 @@ export class Engine {
     }
     if (released.length > 0) this.#handOutPossible = true;
     this.#dispatch(now, out);
-    return { ...this.#result(out), released };
+    return { ...this.#result(out), released, retaken, unmended };
   }
 
   /**
@@ -307,7 +367,7 @@ export class Engine {
   #start(cmd: StartConversation, now: number, out: DomainEvent[]): void {
     if (this.#conversations.has(cmd.conversation)) {
       // The same command again is a no-op; another command reusing the id is refused.
-      if (!this.#conversations.get(cmd.conversation)!.recentCommands.includes(cmd.id)) {
+      if (!this.#conversations.get(cmd.conversation)!.recentCommands.includes(commandKey(cmd))) {
         out.push(this.#rejection(cmd, now, 'conversation-exists'));
       }
       return;
@@ -330,8 +390,8 @@ export class Engine {
     this.#touch(cmd.conversation);
     this.#conversations.set(cmd.conversation, {
       snapshot,
-      recentCommands: [cmd.id],
-      recentMessages: message ? [message.id] : [],
+      recentCommands: [commandKey(cmd)],
+      recentMessages: message ? [messageKey({ kind: 'visitor', id: cmd.visitor }, message.id)] : [],
     });
     collect(actions, out);
     this.#settle(cmd.conversation, now, out);
@@ -344,10 +404,11 @@ export class Engine {
   ): void {
     const rec = this.#conversations.get(cmd.conversation);
     if (!rec) return void out.push(this.#rejection(cmd, now, 'unknown-conversation'));
-    if (rec.recentCommands.includes(cmd.id)) return;
+    const key = commandKey(cmd);
+    if (rec.recentCommands.includes(key)) return;
     const event = this.#withFacts(cmd, rec, now);
     this.#touch(cmd.conversation);
-    remember(rec.recentCommands, cmd.id, this.#remember);
+    remember(rec.recentCommands, key, this.#remember);
     if (event === 'duplicate-message') return;
     if (typeof event === 'string') return void out.push(this.#rejection(cmd, now, event));
     this.#step(cmd.conversation, event, out);
@@ -359,7 +420,7 @@ export class Engine {
         event.type === 'SendMessage' &&
         e.message.id === event.messageId
       ) {
-        remember(rec.recentMessages, e.message.id, this.#remember);
+        remember(rec.recentMessages, messageKey(e.message.author, e.message.id), this.#remember);
       }
     }
     this.#settle(cmd.conversation, now, out);
@@ -375,7 +436,8 @@ export class Engine {
     switch (cmd.type) {
       case 'SendMessage': {
         const messageId = messageIdOf(cmd.id, cmd.message);
-        if (rec.recentMessages.includes(messageId)) return 'duplicate-message';
+        if (rec.recentMessages.includes(messageKey(cmd.author, messageId)))
+          return 'duplicate-message';
         // The most frequent command, built field by field (the machine reads no other field).
         return {
           type: cmd.type,
@@ -467,8 +529,8 @@ export class Engine {
     const agent = this.#world.agent(cmd.agent);
     if (!agent) return void out.push(this.#rejection(cmd, now, 'unknown-agent'));
     const recent = [...(this.#agentCommands.get(cmd.agent) ?? [])];
-    if (recent.includes(cmd.id)) return;
-    remember(recent, cmd.id, this.#remember);
+    if (recent.includes(commandKey(cmd))) return;
+    remember(recent, commandKey(cmd), this.#remember);
     this.#agentCommands.set(cmd.agent, recent);
     const after = this.#transitionAgent(
       agent,
@@ -509,8 +571,14 @@ export class Engine {
     for (;;) {
       let best: { entry: WaitingEntry; agent: string } | undefined;
       for (const [groupId, group] of this.#groups) {
-        const settings = this.#groupSettings.get(groupId)!;
+        const settings = this.#groupSettings.get(groupId);
+        if (!settings) continue; // a group no longer configured hands nothing out
         for (const entry of orderWaitingList(group.context.waiting, settings.orderingWindowMs)) {
+          if (!this.#conversations.has(entry.conversation)) {
+            // Listed without its conversation: nothing to hand out (and no longer listed).
+            this.#sendToGroup(groupId, { type: 'leave', conversation: entry.conversation });
+            continue;
+          }
           const agent = this.#pickAgent(groupId, entry);
           if (agent === undefined) continue;
           if (!best || entry.readyAt < best.entry.readyAt) best = { entry, agent };
@@ -623,7 +691,10 @@ export class Engine {
   #seatFree(group: string, conversation?: string): boolean {
     const cap = this.#groupSettings.get(group)?.cap ?? 0;
     const seats = this.#world.seats(group);
-    return (conversation !== undefined && seats.includes(conversation)) || seats.length < cap;
+    return (
+      (conversation !== undefined && seats.includes(conversation)) ||
+      !waitingListFull(seats.length, cap)
+    );
   }
 
   #takeSeat(group: string, id: string): void {
@@ -668,6 +739,8 @@ export class Engine {
 
   #sendToAgent(id: string, event: AgentMachineEvent, out: DomainEvent[]): void {
     const before = this.#world.agent(id);
+    // An agent removed from the configuration holds nothing any more: releasing is done.
+    if (!before && event.type === 'release') return;
     if (!before) throw new EngineInvariantError(`unknown agent ${id}`);
     const after = this.#transitionAgent(before, event, out);
     // Only a change is written: on NATS every write is a compare-and-set.
@@ -815,9 +888,33 @@ export class Engine {
   ): void {
     if (!this.#groups.has(group))
       throw new EngineInvariantError(`this engine does not host ${group}`);
-    if (context)
-      this.#groups.set(group, routingGroupMachine.resolveState({ value: 'open', context }));
-    for (const r of records) this.#conversations.set(r.context.id, this.#recordFromJSON(r));
+    // The lists are rebuilt from the conversations, never trusted as stored: a checkpoint cut
+    // short stores conversations ahead of their group, and a list naming a conversation in
+    // another state (or none) would hand out what is not waiting.
+    const waiting: WaitingEntry[] = [];
+    const snoozed: { conversation: string; until: number }[] = [];
+    for (const r of records) {
+      const rec = this.#recordFromJSON(r);
+      this.#conversations.set(r.context.id, rec);
+      const seat = seatOf(rec.snapshot);
+      if (seat.kind === 'waiting' && seat.group === group) waiting.push(seat.entry);
+      if (seat.kind === 'snoozed' && seat.group === group)
+        snoozed.push({ conversation: r.context.id, until: seat.until });
+    }
+    const initial = this.#groups.get(group)!.context;
+    this.#groups.set(
+      group,
+      routingGroupMachine.resolveState({
+        value: 'open',
+        context: {
+          id: group,
+          waiting,
+          snoozed,
+          firstResponses: context?.firstResponses ?? initial.firstResponses,
+        },
+      }),
+    );
+    this.#handOutPossible = true;
   }
 
   /** A hosted conversation as stored: its snapshot and idempotence memory. */

@@ -168,6 +168,48 @@ export type ConversationCommand =
 
 export type Command = ConversationCommand | SetAgentPresence;
 
+/** Who an author is, as de-duplication tells them apart: `visitor.<id>`, `agent.<id>`, `bot`, `system`. */
+export function authorKey(author: Author): string {
+  return 'id' in author ? `${author.kind}.${author.id}` : author.kind;
+}
+
+/** Who sent a command, as far as its fields say: its author, agent or visitor. */
+function actorOf(cmd: Command): string {
+  switch (cmd.type) {
+    case 'SendMessage':
+      return authorKey(cmd.author);
+    case 'Snooze':
+    case 'Transfer':
+    case 'Tag':
+    case 'BlockVisitor':
+    case 'SetAgentPresence':
+      return `agent.${cmd.agent}`;
+    case 'Close':
+      return 'agent' in cmd.by ? `agent.${cmd.by.agent}` : `visitor.${cmd.by.visitor}`;
+    case 'MarkRead':
+    case 'AnswerSurvey':
+    case 'StartConversation':
+      return `visitor.${cmd.visitor}`;
+    default:
+      return 'system';
+  }
+}
+
+/**
+ * What makes a command the same command again, within its conversation (or agent): its kind, its
+ * sender and its id. Ids are the senders' own, so two senders (or two kinds of command) may
+ * choose the same one; only a true retry has the same key. A conversation remembers the keys of
+ * the commands it applied; JetStream de-duplicates on `<conversation>:<key>` (lib/nats/streams.ts).
+ */
+export function commandKey(cmd: Command): string {
+  return `${cmd.type}:${actorOf(cmd)}:${cmd.id}`;
+}
+
+/** What makes a message the same message again in its thread: its author and its id. */
+export function messageKey(author: Author, messageId: string): string {
+  return `${authorKey(author)}:${messageId}`;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Events: what happened. `at` is the engine's clock when the command was applied.
 

@@ -1,6 +1,8 @@
-// The routing-group actor: the waiting list, in order, and the seats that its cap allows.
-// A seat is held by every conversation waiting in the list and by every snoozed conversation of
-// the group, so a conversation that wakes always has its place back.
+// The routing-group actor: the waiting list, in order, and the group's snoozed conversations.
+// A seat of the group's cap is held by every conversation waiting in the list and by every
+// snoozed conversation of the group, so a conversation that wakes always has its place back.
+// The cap itself is counted on the shared seats (`waitingListFull`, decided by the engine for
+// every group, hosted here or not): this machine keeps the order, not the count.
 import { assign, setup } from 'xstate';
 import type { RoutingGroupSettings } from './settings.ts';
 
@@ -22,7 +24,6 @@ export interface SnoozedEntry {
 
 export interface RoutingGroupContext {
   readonly id: string;
-  readonly cap: number;
   readonly waiting: readonly WaitingEntry[];
   readonly snoozed: readonly SnoozedEntry[];
   /** The latest first-response times (ms) measured in this group, newest last. */
@@ -36,16 +37,15 @@ export type RoutingGroupEvent =
   | { readonly type: 'snooze'; readonly entry: SnoozedEntry }
   | { readonly type: 'leave'; readonly conversation: string }
   | { readonly type: 'visitorPresence'; readonly conversation: string; readonly online: boolean }
-  | { readonly type: 'firstResponse'; readonly ms: number }
-  | { readonly type: 'resize'; readonly cap: number };
+  | { readonly type: 'firstResponse'; readonly ms: number };
 
-/** Seats in use: waiting plus snoozed. */
-export function seatsTaken(ctx: RoutingGroupContext): number {
-  return ctx.waiting.length + ctx.snoozed.length;
-}
-
-export function hasFreeSeat(ctx: RoutingGroupContext): boolean {
-  return seatsTaken(ctx) < ctx.cap;
+/**
+ * The waiting-list cap, the one place it is decided: a list whose seats taken (conversations
+ * waiting, snoozed, or on their way in) reach its cap takes no more. The engine asks it before
+ * a conversation takes a seat; the gateway, to hide a full group's chat button.
+ */
+export function waitingListFull(seatsTaken: number, cap: number): boolean {
+  return seatsTaken >= cap;
 }
 
 /**
@@ -95,10 +95,9 @@ export const routingGroupMachine = setup({
   types: {
     context: {} as RoutingGroupContext,
     events: {} as RoutingGroupEvent,
-    input: {} as Pick<RoutingGroupSettings, 'id' | 'cap'>,
+    input: {} as Pick<RoutingGroupSettings, 'id'>,
   },
   guards: {
-    seatFree: ({ context }) => hasFreeSeat(context),
     holdsIt: ({ context, event }) => {
       if (event.type !== 'wait' && event.type !== 'snooze') return false;
       const id = event.entry.conversation;
@@ -136,15 +135,11 @@ export const routingGroupMachine = setup({
           ? [...context.firstResponses, event.ms].slice(-FIRST_RESPONSE_SAMPLES)
           : context.firstResponses,
     }),
-    resize: assign({
-      cap: ({ context, event }) => (event.type === 'resize' ? event.cap : context.cap),
-    }),
   },
 }).createMachine({
   id: 'routingGroup',
   context: ({ input }) => ({
     id: input.id,
-    cap: input.cap,
     waiting: [],
     snoozed: [],
     firstResponses: [],
@@ -153,13 +148,13 @@ export const routingGroupMachine = setup({
   states: {
     open: {
       on: {
-        // A conversation already holding its seat (a retried step) changes nothing.
-        wait: [{ guard: 'holdsIt' }, { guard: 'seatFree', actions: 'addToWaitingList' }],
-        snooze: [{ guard: 'holdsIt' }, { guard: 'seatFree', actions: 'holdSnoozed' }],
+        // A conversation already holding its seat (a retried step) changes nothing. The seat
+        // itself was taken on the shared seats first (waitingListFull).
+        wait: [{ guard: 'holdsIt' }, { actions: 'addToWaitingList' }],
+        snooze: [{ guard: 'holdsIt' }, { actions: 'holdSnoozed' }],
         leave: { actions: 'letGo' },
         visitorPresence: { actions: 'recordVisitorPresence' },
         firstResponse: { actions: 'recordFirstResponse' },
-        resize: { actions: 'resize' },
       },
     },
   },

@@ -77,7 +77,7 @@ async function main(argv: readonly string[]): Promise<number | undefined> {
     // others are bugs, with their stack.
     if (!isParleyError(error)) throw error;
     process.stderr.write(`${running}: ${error.message}\n`);
-    return 1;
+    return error.code === 'PARLEY_ERR_USAGE' ? USAGE_ERROR : 1;
   }
 }
 

@@ -30,6 +30,12 @@ export const ERRORS = {
     statusCode: 500,
   },
 
+  // The command line: options that contradict each other or the environment (exit status 2).
+  PARLEY_ERR_USAGE: {
+    message: '%s: %s',
+    statusCode: 400,
+  },
+
   // Input from visitors, agents and integrators.
   PARLEY_ERR_INVALID_DURATION: {
     message: 'Invalid duration %s: %s',

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { formatDurationShort } from '../../actors/conversation.ts';
 import type { Attachment, Author, DomainEvent, TransferTarget } from '../../actors/events.ts';
 import { matchRule, showsChatButton } from '../../actors/routing.ts';
+import { waitingListFull } from '../../actors/routing-group.ts';
 import { HOUR_MS, MINUTE_MS, type Settings } from '../../actors/settings.ts';
 import { type CommandInput, Simulation } from '../../actors/simulation.ts';
 import { DEFAULT_CONFIG_PATH, loadConfig } from '../../lib/config.ts';
@@ -100,8 +101,8 @@ class Demo {
     const rule = matchRule(sim.engine.settings.rules, visit);
     if (!rule) throw new Error(`no routing rule matches ${visit.url}`);
     const full = (g: string) => {
-      const group = sim.engine.group(g);
-      return group !== undefined && group.waiting.length + group.snoozed.length >= group.cap;
+      const cap = sim.engine.settings.groups.find((x) => x.id === g)?.cap ?? 0;
+      return waitingListFull(sim.engine.state().seats[g]?.length ?? 0, cap);
     };
     this.say(
       `Rule ${rule.id} matches: the chat button ${showsChatButton(rule, full(rule.target.group)) ? 'shows' : 'is hidden'}. She writes.`,

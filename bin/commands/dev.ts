@@ -2,8 +2,9 @@
 // embedded nats-server with its store in the data folder; then a worker; Ctrl-C stops them all,
 // in the reverse order of their start.
 import { join } from 'node:path';
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { loadConfig } from '../../lib/config.ts';
+import { ParleyError } from '../../lib/errors.ts';
 import { devCredentials, loadCredentials } from '../../lib/gateway/auth.ts';
 import { notificationsFromEnv } from '../../lib/gateway/notifications.ts';
 import { startGateway } from '../../lib/gateway/server.ts';
@@ -11,12 +12,21 @@ import { createLogger } from '../../lib/log.ts';
 import { NATS_URL_FILE, startEmbeddedNats } from '../../lib/nats/embedded.ts';
 import { Worker } from '../../lib/worker/worker.ts';
 import { GATEWAY_ENVIRONMENT_HELP, portOption } from './gateway.ts';
-import { configOption, dataDirOption, ENVIRONMENT_HELP, onStopSignal } from './worker.ts';
+import {
+  configOption,
+  dataDirOption,
+  ENVIRONMENT_HELP,
+  onStopSignal,
+  replicasOption,
+} from './worker.ts';
 
 export interface DevCommandOptions {
   readonly config?: string;
   readonly dataDir: string;
   readonly port: number;
+  /** Embedded nats-servers: 1, or a cluster of 3 or 5. */
+  readonly cluster?: number;
+  readonly replicas?: number;
 }
 
 /** The credentials file `parley dev` makes in the data folder when none is given. */
@@ -31,6 +41,16 @@ export function registerDev(program: Command): Command {
     .addOption(configOption())
     .addOption(dataDirOption())
     .addOption(portOption())
+    .addOption(
+      new Option(
+        '--cluster <servers>',
+        'embedded nats-servers as one JetStream cluster (3 or 5), streams and buckets replicated three times',
+      ).argParser((value: string) => {
+        if (!/^[35]$/.test(value)) throw new InvalidArgumentError('use 3 or 5');
+        return Number(value);
+      }),
+    )
+    .addOption(replicasOption())
     .addHelpText(
       'after',
       `${ENVIRONMENT_HELP}${GATEWAY_ENVIRONMENT_HELP}
@@ -66,14 +86,32 @@ export async function runDev(
     let url = env.NATS_URL?.trim();
     let where = 'from NATS_URL';
     if (!url) {
-      const nats = await startEmbeddedNats({ dataDir: options.dataDir, log, env });
+      const nats = await startEmbeddedNats({
+        dataDir: options.dataDir,
+        log,
+        env,
+        servers: options.cluster ?? 1,
+      });
       parts.push({ name: 'nats-server', stop: () => nats.stop() });
       url = nats.url;
-      where = `embedded nats-server, store in ${join(options.dataDir, 'nats')}; other parley commands of this folder find it in ${join(options.dataDir, NATS_URL_FILE)}`;
+      where =
+        nats.servers.length > 1
+          ? `${nats.servers.length} embedded nats-servers as one cluster, pids in ${nats.servers.map((s) => s.pidFile).join(', ')}; other parley commands of this folder find them in ${join(options.dataDir, NATS_URL_FILE)}`
+          : `embedded nats-server, store in ${join(options.dataDir, 'nats')}; other parley commands of this folder find it in ${join(options.dataDir, NATS_URL_FILE)}`;
+    } else if (options.cluster) {
+      throw new ParleyError('PARLEY_ERR_USAGE', [
+        '--cluster',
+        'it starts embedded nats-servers, and NATS_URL names others: leave one out',
+      ]);
     }
     if (stopping.requested) return 0;
 
-    const worker = await Worker.start({ url, settings, log });
+    const worker = await Worker.start({
+      url,
+      settings,
+      log,
+      ...(options.replicas !== undefined ? { replicas: options.replicas } : {}),
+    });
     parts.push({ name: 'worker', stop: () => worker.stop() });
     if (stopping.requested) return 0;
 

@@ -14,6 +14,7 @@ export interface WorkerCommandOptions {
   readonly config?: string;
   readonly id?: string;
   readonly lease?: number;
+  readonly replicas?: number;
   readonly dataDir: string;
 }
 
@@ -30,6 +31,7 @@ export function registerWorker(program: Command): Command {
       "lease period, in ms or as 5s (default 5s): a dead worker's groups move within it",
       lease,
     )
+    .addOption(replicasOption())
     .addOption(dataDirOption())
     .addHelpText('after', ENVIRONMENT_HELP)
     .action(async (options: WorkerCommandOptions) => {
@@ -53,6 +55,7 @@ export async function runWorker(
       log,
       ...(options.id ? { id: options.id } : {}),
       ...(options.lease ? { leaseMs: options.lease } : {}),
+      ...(options.replicas !== undefined ? { replicas: options.replicas } : {}),
     });
     await stopping.signal;
     await worker.stop();
@@ -68,6 +71,7 @@ export const ENVIRONMENT_HELP = `
 Environment:
   NATS_URL        the NATS server or cluster (comma-separated URLs); without it, the URL that
                   \`parley dev\` left in <data dir>/nats.url, else nats://127.0.0.1:4222
+  PARLEY_REPLICAS replicas of the streams and buckets, when --replicas is not given
   PARLEY_CONFIG   the configuration file, when --config is not given
   LOG_LEVEL       pino's level: trace, debug, info (default), warn, error, silent`;
 
@@ -76,6 +80,19 @@ export function configOption(): Option {
     '--config <file>',
     'configuration file (default: PARLEY_CONFIG, else config/default.yaml)',
   );
+}
+
+/** Replicas of the streams and buckets (PARLEY_REPLICAS); without it, 3 on a cluster, 1 on one server. */
+export function replicasOption(): Option {
+  return new Option(
+    '--replicas <n>',
+    'replicas of every stream and bucket (default: 3 on a cluster, as many as its servers when fewer; 1 on one server)',
+  )
+    .env('PARLEY_REPLICAS')
+    .argParser((value: string) => {
+      if (!/^[1-5]$/.test(value)) throw new InvalidArgumentError('use 1 to 5');
+      return Number(value);
+    });
 }
 
 /** The data folder: where `parley dev` keeps its nats-server's store and leaves its URL. */
@@ -119,7 +136,7 @@ export interface Stopping {
  * Catches SIGINT and SIGTERM: the first starts a clean stop (which must end within `graceMs`,
  * else the process exits with 1), a second one exits at once.
  */
-export function onStopSignal(log: Logger, graceMs = 20_000): Stopping {
+export function onStopSignal(log: Logger, graceMs = 9_000): Stopping {
   let resolveSignal: (signal: NodeJS.Signals) => void = () => undefined;
   const signal = new Promise<NodeJS.Signals>((resolve) => {
     resolveSignal = resolve;

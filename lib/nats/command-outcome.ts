@@ -1,5 +1,6 @@
 // Sending one command the way an integrator does and reading back what it did: published with
-// JetStream (de-duplicated by its id), then its events, recognised by their ids `<command id>:<n>`
+// JetStream (de-duplicated by its key, streams.ts commandMsgId), then its events, recognised by
+// their ids `<that key>:<n>`
 // until the one a worker marks as the last of the unit. The gateway and `parley send` share it.
 import { jetstream } from '@nats-io/jetstream';
 import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
@@ -7,6 +8,7 @@ import type { Command, DomainEvent } from '../../actors/events.ts';
 import {
   AGENT_TOKEN,
   agentCommandSubject,
+  commandMsgId,
   commandSubject,
   SUBJECT_ROOTS,
   UNIT_END_HEADER,
@@ -64,11 +66,11 @@ export async function sendCommand(
   // Subscribed before publishing: the server sees the subscription before the command.
   const outcome =
     options.waitMs > 0
-      ? new Outcome(nc.subscribe(follow), `${command.id}:`, options.quietMs ?? 50)
+      ? new Outcome(nc.subscribe(follow), `${commandMsgId(command)}:`, options.quietMs ?? 50)
       : undefined;
   try {
     const ack = await jetstream(nc).publish(subject, JSON.stringify(command), {
-      msgID: command.id,
+      msgID: commandMsgId(command),
       timeout: options.publishTimeoutMs ?? 5_000,
     });
     if (ack.duplicate || !outcome) {

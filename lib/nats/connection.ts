@@ -65,11 +65,17 @@ export async function checkJetStream(nc: NatsConnection): Promise<void> {
   try {
     await jetstreamManager(nc, { timeout: 5_000 });
   } catch (error) {
+    // A server that says it runs JetStream and does not answer yet is electing or starting.
+    if (nc.info?.jetstream === true && !hasCode(error, 10039)) throw error;
     if (isJetStreamDisabled(error)) {
       throw new ParleyError('PARLEY_ERR_JETSTREAM_DISABLED', [nc.getServer()], { cause: error });
     }
     throw error;
   }
+}
+
+function hasCode(error: unknown, code: number): boolean {
+  return (error as { code?: unknown } | null)?.code === code;
 }
 
 function isJetStreamDisabled(error: unknown): boolean {
@@ -122,5 +128,73 @@ async function withDeadline(promise: Promise<NatsConnection>, ms: number): Promi
     return await Promise.race([promise, deadline]);
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/**
+ * True for a failure that the NATS server or cluster may get over by itself: a timeout, no
+ * responders (a stream leader being elected, JetStream still starting), JetStream answering
+ * "temporarily unavailable" or "insufficient resources" (too few servers up for the replicas),
+ * a connection being re-established. A wrong setting, a stream of another shape, a server
+ * without JetStream, are not.
+ */
+export function isTransient(error: unknown): boolean {
+  for (let e = error, depth = 0; e && depth < 5; depth++) {
+    const { name, message, code } = e as { name?: unknown; message?: unknown; code?: unknown };
+    if (code === 'PARLEY_ERR_JETSTREAM_DISABLED') return false;
+    const text = typeof message === 'string' ? message.toLowerCase() : '';
+    if (name === 'TimeoutError' || name === 'NoRespondersError' || name === 'RequestError')
+      return true;
+    if (code === 503 || code === 10008 || code === 10023 || code === '503' || code === 'TIMEOUT')
+      return true;
+    if (
+      /timeout|no responders|temporarily unavailable|insufficient resources|no suitable peers|not current|leader|disconnect|reconnect/.test(
+        text,
+      )
+    )
+      return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+export interface RetryOptions {
+  readonly log?: Logger;
+  /** What is being waited for, for the log line ("the streams", "the live configuration"). */
+  readonly what: string;
+  /** Stops retrying (the process is stopping): the last error is thrown. */
+  readonly stopped?: () => boolean;
+  /** First and longest wait between tries, in ms (default 250 and 5000). */
+  readonly firstMs?: number;
+  readonly maxMs?: number;
+}
+
+/**
+ * Runs `work` until it succeeds, again after a growing wait for as long as it fails for a
+ * transient reason (isTransient); the log hears of the wait once, and of its end. Any other
+ * error is thrown at once: a real configuration error ends the start.
+ */
+export async function retryTransient<T>(work: () => Promise<T>, options: RetryOptions): Promise<T> {
+  let waitMs = options.firstMs ?? 250;
+  let since: number | undefined;
+  for (;;) {
+    try {
+      const result = await work();
+      if (since !== undefined) {
+        options.log?.info({ waitedMs: Date.now() - since }, `${options.what}: ready`);
+      }
+      return result;
+    } catch (error) {
+      if (!isTransient(error) || options.stopped?.()) throw error;
+      if (since === undefined) {
+        since = Date.now();
+        options.log?.warn(
+          { reason: error instanceof Error ? error.message : String(error) },
+          `${options.what}: not ready yet; trying again until it is`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, waitMs));
+      waitMs = Math.min(options.maxMs ?? 5_000, waitMs * 2);
+    }
   }
 }

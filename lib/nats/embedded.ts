@@ -5,7 +5,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { accessSync, constants, readFileSync, rmSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { Socket } from 'node:net';
+import { createServer, Socket } from 'node:net';
 import { delimiter, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -97,12 +97,24 @@ export interface EmbeddedNatsOptions {
   readonly log: Logger;
   /** Where PATH and PARLEY_NATS_SERVER are read (default: process.env). */
   readonly env?: NodeJS.ProcessEnv;
+  /**
+   * Servers (default 1). More make one JetStream cluster on loopback, each server with its store
+   * in `<dataDir>/nats/n<i>`, routed to the others on free ports; `url` then lists them all.
+   */
+  readonly servers?: number;
 }
 
 export interface EmbeddedNats {
+  /** The server's URL; a cluster's URLs, comma-separated. */
   readonly url: string;
-  /** The server's process id. */
+  /** The server's process id (the first server's, for a cluster). */
   readonly pid: number;
+  /** Every server's process id, with the file that names it (`kill -9 $(cat <file>)` crashes it). */
+  readonly servers: readonly {
+    readonly url: string;
+    readonly pid: number;
+    readonly pidFile: string;
+  }[];
   /** Stops the server (SIGTERM, SIGKILL after a timeout) and removes `<dataDir>/nats.url`. */
   stop(): Promise<void>;
 }
@@ -113,6 +125,7 @@ export interface EmbeddedNats {
  * writes its URL to `<dataDir>/nats.url`. Refuses to start a second server on the same store.
  */
 export async function startEmbeddedNats(options: EmbeddedNatsOptions): Promise<EmbeddedNats> {
+  if ((options.servers ?? 1) > 1) return startEmbeddedCluster(options, options.servers ?? 1);
   const env = options.env ?? process.env;
   const binary = findNatsServer(env);
   const dataDir = resolve(options.dataDir);
@@ -192,6 +205,10 @@ class ServerProcess implements EmbeddedNats {
     return this.#child.pid ?? 0;
   }
 
+  get servers() {
+    return [{ url: this.url, pid: this.pid, pidFile: join(this.#store, 'nats.pid') }];
+  }
+
   get #running(): boolean {
     return this.#child.exitCode === null && this.#child.signalCode === null;
   }
@@ -262,6 +279,129 @@ class ServerProcess implements EmbeddedNats {
       `it ${what}${tail ? `: ${tail}` : ''}`,
     ]);
   }
+}
+
+/**
+ * `size` nats-servers on loopback as one JetStream cluster, each with its store in
+ * `<dataDir>/nats/n<i>`. Route ports are chosen free before the servers start; one taken in the
+ * meantime fails that start, and the whole cluster is started again on new ports.
+ */
+async function startEmbeddedCluster(
+  options: EmbeddedNatsOptions,
+  size: number,
+): Promise<EmbeddedNats> {
+  const env = options.env ?? process.env;
+  const binary = findNatsServer(env);
+  const dataDir = resolve(options.dataDir);
+  const log = options.log.child({ nats: 'embedded' });
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const routePorts = await freePorts(size);
+    const routes = routePorts.map((port) => `nats-route://127.0.0.1:${port}`);
+    const started: ServerProcess[] = [];
+    try {
+      for (let i = 0; i < size; i++) {
+        const store = join(dataDir, 'nats', `n${i + 1}`);
+        const runDir = join(store, 'run');
+        await mkdir(store, { recursive: true });
+        await clearLeftovers(store, dataDir);
+        await rm(runDir, { recursive: true, force: true });
+        await mkdir(runDir, { recursive: true });
+        const config = join(store, 'server.conf');
+        await writeFile(
+          config,
+          [
+            `server_name: parley-dev-n${i + 1}`,
+            `jetstream { store_dir: ${JSON.stringify(store)} }`,
+            'cluster {',
+            '  name: parley-dev',
+            `  listen: "127.0.0.1:${routePorts[i]}"`,
+            `  routes: [${routes.filter((_, j) => j !== i).join(', ')}]`,
+            '}',
+            '',
+          ].join('\n'),
+        );
+        const child = spawn(
+          binary,
+          [
+            '-c',
+            config,
+            '-a',
+            '127.0.0.1',
+            '-p',
+            '-1',
+            '--ports_file_dir',
+            runDir,
+            '-P',
+            join(store, 'nats.pid'),
+          ],
+          { detached: true, stdio: ['ignore', 'ignore', 'pipe'] },
+        );
+        const server = new ServerProcess(child, log.child({ server: `n${i + 1}` }), store, dataDir);
+        started.push(server);
+        await server.ready(runDir);
+        await writeFile(join(store, 'owner.pid'), `${process.pid}\n`);
+      }
+      const cluster = new EmbeddedCluster(started, dataDir);
+      await writeFile(join(dataDir, NATS_URL_FILE), `${cluster.url}\n`);
+      log.info({ url: cluster.url, servers: size }, 'embedded nats-server cluster started');
+      return cluster;
+    } catch (error) {
+      lastError = error;
+      await Promise.all(started.map((server) => server.stop()));
+    }
+  }
+  throw lastError;
+}
+
+class EmbeddedCluster implements EmbeddedNats {
+  readonly #servers: ServerProcess[];
+  readonly #dataDir: string;
+
+  constructor(servers: ServerProcess[], dataDir: string) {
+    this.#servers = servers;
+    this.#dataDir = dataDir;
+  }
+
+  get url(): string {
+    return this.#servers.map((s) => s.url).join(',');
+  }
+
+  get pid(): number {
+    return this.#servers[0]?.pid ?? 0;
+  }
+
+  get servers() {
+    return this.#servers.flatMap((s) => s.servers);
+  }
+
+  async stop(): Promise<void> {
+    const url = this.url;
+    await Promise.all(this.#servers.map((s) => s.stop()));
+    await removeUrlFile(this.#dataDir, url);
+  }
+}
+
+/** `count` distinct free TCP ports on loopback, as the kernel hands them out. */
+async function freePorts(count: number): Promise<number[]> {
+  const probes = await Promise.all(
+    Array.from(
+      { length: count },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((resolvePort, reject) => {
+          const probe = createServer();
+          probe.once('error', reject);
+          probe.listen(0, '127.0.0.1', () => resolvePort(probe));
+        }),
+    ),
+  );
+  const ports = probes.map((probe) => {
+    const address = probe.address();
+    if (address === null || typeof address === 'string') throw new Error('no port');
+    return address.port;
+  });
+  await Promise.all(probes.map((probe) => new Promise((done) => probe.close(done))));
+  return ports;
 }
 
 /**

@@ -98,10 +98,12 @@ export class Leases {
   }
 
   /**
-   * Takes the lease of `group` if nobody holds it, or if its holder let it pass its `until`.
+   * Takes the lease of `group` if nobody holds it, or if its holder let it pass its `until`, or
+   * if its holder is `from`, a worker found dead (liveness.ts) whose lease has not run out yet:
+   * by compare-and-set on the revision read, so a holder that renewed in between keeps it.
    * True when this worker holds it now (also when it already did: that renews it).
    */
-  acquire(group: string): Promise<boolean> {
+  acquire(group: string, options: { from?: string } = {}): Promise<boolean> {
     validateLease(group);
     return this.#serially(group, async () => {
       for (let attempt = 0; attempt < 3; attempt++) {
@@ -117,7 +119,8 @@ export class Leases {
         if (entry === null) continue; // expired between the two calls: create again
         if (entry.operation === 'PUT') {
           const record = parseRecord(entry.value);
-          if (record && record.worker !== this.worker && record.until > this.#now()) {
+          const dead = options.from !== undefined && record?.worker === options.from;
+          if (record && record.worker !== this.worker && record.until > this.#now() && !dead) {
             this.#lose(group, `held by ${record.worker}`);
             return false;
           }

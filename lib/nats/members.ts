@@ -112,6 +112,14 @@ export class Members {
   }
 
   /**
+   * Removes another worker from the list, found dead before its heartbeat ran out: every worker
+   * then shares its groups out at once. (Alive after all, it writes itself back at its next beat.)
+   */
+  async forget(worker: string): Promise<void> {
+    await this.#kv.delete(validateId('worker id', worker));
+  }
+
+  /**
    * The live workers, sorted by id: those whose last heartbeat is younger than `ttlMs`
    * (not only those the bucket's TTL has not removed yet).
    */

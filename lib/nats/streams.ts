@@ -12,6 +12,7 @@ import {
 } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { type NatsConnection, nanos } from '@nats-io/transport-node';
+import { type Command, commandKey } from '../../actors/events.ts';
 import { ID_PATTERN } from '../config.ts';
 import { ParleyError } from '../errors.ts';
 import { checkJetStream } from './connection.ts';
@@ -63,7 +64,6 @@ export const BUCKETS = {
 export type BucketName = (typeof BUCKETS)[keyof typeof BUCKETS];
 
 export const DEFAULTS = {
-  replicas: 1,
   commandsMaxAgeMs: 7 * DAY_MS,
   eventsMaxAgeMs: 30 * DAY_MS,
   duplicateWindowMs: 2 * 60 * 1000,
@@ -110,6 +110,19 @@ function validateEventType(value: unknown): string {
     JSON.stringify(value) ?? String(value),
     'use a PascalCase name such as ConversationQueued',
   ]);
+}
+
+/**
+ * The `Nats-Msg-Id` a command is published with, and the unit id its events carry
+ * (`<unit>:<n>`): `<conversation>:<command key>` (`_agent.<agent>:<command key>` for an agent's
+ * command), the key being its kind, its sender and its id (actors/events.ts `commandKey`). So
+ * equal ids chosen in two conversations, by two senders, or for two kinds of command are two
+ * commands; only a true retry is dropped.
+ */
+export function commandMsgId(command: Command): string {
+  const scope =
+    command.type === 'SetAgentPresence' ? `${AGENT_TOKEN}.${command.agent}` : command.conversation;
+  return `${scope}:${commandKey(command)}`;
 }
 
 /** `parley.cmd.<group>.<conversation>`: a command to a conversation of a routing group. */
@@ -189,7 +202,10 @@ export function parseEventSubject(subject: string): EventAddress | undefined {
 // ─── Creation and upgrade ──────────────────────────────────────────────────────────────────
 
 export interface StreamsOptions {
-  /** Replicas of every stream and bucket: 1 on one server, 3 or 5 on a cluster. */
+  /**
+   * Replicas of every stream and bucket, exactly (an existing one is brought to it, up or down).
+   * Left out: `defaultReplicas` of the server or cluster, and an existing stream is never lowered.
+   */
   replicas?: number;
   commandsMaxAgeMs?: number;
   eventsMaxAgeMs?: number;
@@ -231,7 +247,8 @@ export async function ensureStreams(
   options: StreamsOptions = {},
 ): Promise<EnsureReport> {
   const o = {
-    replicas: options.replicas ?? DEFAULTS.replicas,
+    replicas: options.replicas ?? defaultReplicas(nc),
+    exactReplicas: options.replicas !== undefined,
     commandsMaxAgeMs: options.commandsMaxAgeMs ?? DEFAULTS.commandsMaxAgeMs,
     eventsMaxAgeMs: options.eventsMaxAgeMs ?? DEFAULTS.eventsMaxAgeMs,
     leaseTtlMs: options.leaseTtlMs ?? DEFAULTS.leaseTtlMs,
@@ -261,7 +278,7 @@ export async function ensureStreams(
     },
   ];
   const work = streams.map((stream) =>
-    ensureStream(jsm, stream, report, () =>
+    ensureStream(jsm, stream, report, o.exactReplicas, () =>
       jsm.streams.add({
         ...stream,
         retention: RetentionPolicy.Limits,
@@ -324,7 +341,7 @@ export async function ensureStreams(
       max_msgs_per_subject: spec.history,
     };
     work.push(
-      ensureStream(jsm, owned, report, async () => {
+      ensureStream(jsm, owned, report, o.exactReplicas, async () => {
         await kvm.create(spec.bucket, {
           description: spec.description,
           history: spec.history,
@@ -346,6 +363,7 @@ async function ensureStream(
   jsm: JetStreamManager,
   owned: Owned & { name: string },
   report: EnsureReport,
+  exactReplicas: boolean,
   create: () => Promise<StreamInfo>,
 ): Promise<void> {
   const { name, ...settings } = owned;
@@ -362,6 +380,9 @@ async function ensureStream(
       }
     }
     const changes = differences(info.config, settings);
+    // Asked for nothing in particular, a stream someone made larger stays so.
+    if (!exactReplicas && info.config.num_replicas > settings.num_replicas)
+      delete changes.num_replicas;
     if (Object.keys(changes).length === 0) {
       if (!report.created.includes(name)) report.unchanged.push(name);
       return;
@@ -382,6 +403,21 @@ async function streamInfo(jsm: JetStreamManager, name: string): Promise<StreamIn
     if ((error as { code?: unknown }).code === 10059) return undefined; // stream not found
     throw error;
   }
+}
+
+/**
+ * The number of servers of the cluster `nc` is connected to, as the server tells its clients
+ * (its `connect_urls`, itself included); 1 on a lone server.
+ */
+export function clusterSize(nc: NatsConnection): number {
+  const info = nc.info;
+  if (!info?.cluster) return 1;
+  return Math.max(1, new Set(info.connect_urls ?? []).size);
+}
+
+/** Replicas Parley asks for when nothing says otherwise: 3 on a cluster (fewer if it is smaller), 1 on one server. */
+export function defaultReplicas(nc: NatsConnection): number {
+  return Math.min(3, clusterSize(nc));
 }
 
 /** The owned settings whose value on the server differs from ours. */

@@ -20,6 +20,7 @@ import {
   AGENT_COMMANDS_FILTER,
   AGENT_TOKEN,
   agentEventSubject,
+  commandMsgId,
   STREAMS,
   UNIT_END_HEADER,
 } from '../nats/streams.ts';
@@ -117,7 +118,7 @@ export class AgentHost {
           }
           const at = Number(m.timestampNanos / 1_000_000n);
           engine.step(cmd, at).events.forEach((event, i) => {
-            events.push({ event, id: `${cmd.id}:${i}`, agent: cmd.agent });
+            events.push({ event, id: `${commandMsgId(cmd)}:${i}`, agent: cmd.agent });
           });
         } catch (error) {
           if (attempt === 1) {

@@ -20,7 +20,7 @@ import {
   type ConversationJSON,
   Engine,
   type Handover,
-  type Released,
+  type Repaired,
   type SnoozeDeadline,
   type StepResult,
 } from '../../actors/engine.ts';
@@ -30,6 +30,7 @@ import type { Settings } from '../../actors/settings.ts';
 import { parseCommand } from '../commands.ts';
 import { connectionOf, type Publication, Publisher } from '../nats/publisher.ts';
 import {
+  commandMsgId,
   commandSubject,
   eventSubject,
   groupCommandFilter,
@@ -325,7 +326,14 @@ export class GroupHost {
     const records: ConversationJSON[] = [];
     this.#revisions.clear();
     this.#indexed.clear();
-    const load = record?.resident ?? record?.open ?? [];
+    // What the record lists, and every conversation the world seats in this group: a checkpoint
+    // cut short may have stored a conversation that entered the list after the record was written.
+    const load = [
+      ...new Set([
+        ...(record?.resident ?? record?.open ?? []),
+        ...this.#deps.world.seats(this.group),
+      ]),
+    ];
     for (let i = 0; i < load.length; i += 64) {
       const entries = await Promise.all(load.slice(i, i + 64).map((id) => conversations.get(id)));
       for (const c of entries) {
@@ -498,13 +506,13 @@ export class GroupHost {
           outcome.forwards.push({
             subject: commandSubject(where, cmd.conversation),
             data: item.msg.data,
-            id: `fwd:${cmd.id}`,
+            id: `fwd:${commandMsgId(cmd)}`,
           });
           continue;
         }
         if (where === this.group) await this.#admitFromStore(cmd.conversation, item.at, outcome);
       }
-      this.#merge(this.#engine.step(cmd, item.at), cmd.id, outcome);
+      this.#merge(this.#engine.step(cmd, item.at), commandMsgId(cmd), outcome);
     }
     await claimed; // (a claim not needed after all, its id admitted earlier in the batch, say)
     return outcome;
@@ -804,7 +812,7 @@ export class GroupHost {
     const info = await this.#deps.jsm.consumers.info(STREAMS.commands, consumerName(this.group));
     if (info.num_pending > 0) return;
     const delivered = info.delivered.consumer_seq;
-    let released: readonly Released[] = [];
+    let repaired: Pick<Repaired, 'released' | 'retaken' | 'unmended'> | undefined;
     await this.#serial(async () => {
       if (this.#handledConsumerSeq < delivered) return;
       const at = Date.now();
@@ -815,15 +823,27 @@ export class GroupHost {
           if (!this.#engine.conversation(c)) await this.#admitFromStore(c, at, outcome);
         }
         const result = this.#engine.repair(at);
-        released = result.released;
+        repaired = result;
         this.#merge(result, `repair:${this.group}:${++this.#pokes}:${at}`, outcome);
         return outcome;
       });
       await this.#checkpointSoon();
       this.#armTimer();
     });
-    if (released.length > 0) {
-      this.#log.warn({ released }, 'places held without their conversation released');
+    if (repaired && repaired.released.length > 0) {
+      this.#log.warn(
+        { released: repaired.released },
+        'places held without their conversation released',
+      );
+    }
+    if (repaired && repaired.retaken.length > 0) {
+      this.#log.warn({ retaken: repaired.retaken }, 'places the world had lost taken again');
+    }
+    if (repaired && repaired.unmended.length > 0) {
+      this.#log.error(
+        { unmended: repaired.unmended },
+        'places the world had lost and that are taken by others now: left as they are',
+      );
     }
   }
 
@@ -890,7 +910,7 @@ export class GroupHost {
     } as const;
     try {
       await this.#deps.js.publish(commandSubject(this.group, deadline.conversation), json(cmd), {
-        msgID: cmd.id,
+        msgID: commandMsgId(cmd),
       });
     } catch (error) {
       this.#log.warn(

@@ -4,12 +4,13 @@
 import { randomBytes } from 'node:crypto';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import type { NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { Settings } from '../../actors/settings.ts';
-import { connectNats } from '../nats/connection.ts';
+import { connectNats, retryTransient } from '../nats/connection.ts';
 import { Leases } from '../nats/leases.ts';
 import { LiveConfig } from '../nats/live-config.ts';
+import { answerPings, DeathWatch } from '../nats/liveness.ts';
 import { fairShare, Members } from '../nats/members.ts';
 import { AGENT_TOKEN, BUCKETS, DEFAULTS, ensureStreams } from '../nats/streams.ts';
 import { AgentHost } from './agents.ts';
@@ -28,7 +29,10 @@ export interface WorkerOptions {
   readonly id?: string;
   /** Lease period in ms (default 5000): a dead worker's groups move within it. */
   readonly leaseMs?: number;
-  /** Stream and bucket replicas (3 on a three-server cluster). */
+  /**
+   * Stream and bucket replicas, exactly. Left out: 3 on a cluster (as many as its servers when
+   * fewer), 1 on one server, and streams already larger are not lowered.
+   */
   readonly replicas?: number;
   readonly batch?: number;
   /** How long an idle conversation stays in memory once stored (default 60 s). */
@@ -58,6 +62,9 @@ export class Worker {
   #settings: Settings;
   #timer: NodeJS.Timeout | undefined;
   #rebalancing: Promise<void> = Promise.resolve();
+  /** Pings the other workers: one found dead has its groups taken before its leases run out. */
+  readonly #deaths: DeathWatch;
+  readonly #pings: Subscription;
   #stopped = false;
 
   private constructor(
@@ -77,6 +84,12 @@ export class Worker {
     this.#members = members;
     this.#world = world;
     this.#live = live;
+    // Answered from before the first lease is taken until the connection closes.
+    this.#pings = answerPings(nc, id);
+    this.#deaths = new DeathWatch(nc, {
+      log: this.#log,
+      onDead: (worker) => void this.#died(worker),
+    });
     this.#settings = live.current.settings;
   }
 
@@ -108,37 +121,72 @@ export class Worker {
     const id = options.id ?? `w-${randomBytes(4).toString('hex')}`;
     const log = options.log.child({ worker: id });
     const nc = await connectNats(options.url, { name: `parley-worker-${id}`, log });
-    const leaseMs = options.leaseMs ?? DEFAULTS.leaseTtlMs;
-    await ensureStreams(nc, {
-      replicas: options.replicas ?? 1,
-      leaseTtlMs: Math.max(leaseMs, DEFAULTS.leaseTtlMs),
-      workerTtlMs: Math.max(leaseMs, DEFAULTS.workerTtlMs),
-    });
-    const kvm = new Kvm(nc);
-    const [agents, groups, visitors] = await Promise.all([
-      kvm.open(BUCKETS.agents),
-      kvm.open(BUCKETS.groups),
-      kvm.open(BUCKETS.visitors),
-    ]);
-    const live = await LiveConfig.open(nc, options.settings, log);
-    await live.watch();
-    const world = await KvWorld.open({ agents, groups, visitors }, live.current.settings, { log });
+    try {
+      const leaseMs = options.leaseMs ?? DEFAULTS.leaseTtlMs;
+      // A cluster still electing its leaders (or short of servers for the replicas) is waited
+      // for; only a real configuration error ends the start.
+      const ready = <T>(what: string, work: () => Promise<T>) =>
+        retryTransient(work, { log, what });
+      await ready("Parley's streams and buckets", () =>
+        ensureStreams(nc, {
+          ...(options.replicas !== undefined ? { replicas: options.replicas } : {}),
+          leaseTtlMs: Math.max(leaseMs, DEFAULTS.leaseTtlMs),
+          workerTtlMs: Math.max(leaseMs, DEFAULTS.workerTtlMs),
+        }),
+      );
+      const kvm = new Kvm(nc);
+      const [agents, groups, visitors] = await ready('the buckets', () =>
+        Promise.all([
+          kvm.open(BUCKETS.agents),
+          kvm.open(BUCKETS.groups),
+          kvm.open(BUCKETS.visitors),
+        ]),
+      );
+      const live = await ready('the live configuration', () =>
+        LiveConfig.open(nc, options.settings, log),
+      );
+      await ready('the live configuration', () => live.watch());
+      const world = await ready('the shared world', () =>
+        KvWorld.open({ agents, groups, visitors }, live.current.settings, { log }),
+      );
+      return await Worker.#join(options, id, log, nc, leaseMs, world, live);
+    } catch (error) {
+      await nc.close().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  static async #join(
+    options: WorkerOptions,
+    id: string,
+    log: Logger,
+    nc: NatsConnection,
+    leaseMs: number,
+    world: KvWorld,
+    live: LiveConfig,
+  ): Promise<Worker> {
+    const ready = <T>(what: string, work: () => Promise<T>) => retryTransient(work, { log, what });
     let worker: Worker | undefined;
-    const leases = await Leases.open(nc, {
-      worker: id,
-      leaseMs,
-      log,
-      onLost: (group, reason) => {
-        if (worker) worker.#lost(group, reason);
-      },
-    });
-    const members = await Members.open(nc, { worker: id, ttlMs: leaseMs, log });
+    const leases = await ready('the leases', () =>
+      Leases.open(nc, {
+        worker: id,
+        leaseMs,
+        log,
+        onLost: (group, reason) => {
+          if (worker) worker.#lost(group, reason);
+        },
+      }),
+    );
+    const members = await ready('the workers bucket', () =>
+      Members.open(nc, { worker: id, ttlMs: leaseMs, log }),
+    );
     worker = new Worker(options, id, nc, leases, members, world, live);
     const self = worker;
     live.onChange((version) => void self.#reconfigure(version.settings, version.revision));
     world.onAgent = (agent, before, after) => self.#agentChanged(agent, before?.value, after.value);
-    await members.join();
+    await ready('the workers bucket', () => members.join());
     leases.start();
+    self.#deaths.start();
     await self.rebalance();
     self.#timer = setInterval(() => void self.rebalance(), Math.max(200, leaseMs / 3));
     log.info({ leaseMs }, 'worker started');
@@ -168,8 +216,11 @@ export class Worker {
 
   async #rebalance(): Promise<void> {
     if (this.#stopped) return;
-    const live = (await this.#members.members()).map((m) => m.worker);
+    // A worker found dead is out of the share at once, whatever its heartbeat still says.
+    const members = (await this.#members.members()).map((m) => m.worker);
+    const live = members.filter((w) => !this.#deaths.isDead(w));
     if (!live.includes(this.id)) live.push(this.id);
+    this.#deaths.watch(members.filter((w) => w !== this.id));
     const all = [...this.#settings.groups.map((g) => g.id), AGENT_TOKEN];
     const mine = new Set(fairShare(all, live, this.id));
     for (const group of this.#hosted.keys()) {
@@ -179,9 +230,11 @@ export class Worker {
     for (const group of all) {
       if (this.#hosted.has(group) || this.#starting.has(group)) continue;
       const owner = await this.#leases.owner(group);
-      if (!mine.has(group) && owner) continue;
-      if (!mine.has(group) && !owner && live.length > 1) continue;
-      if (await this.#leases.acquire(group)) await this.#take(group);
+      const dead = owner && owner.worker !== this.id && this.#deaths.isDead(owner.worker);
+      if (!mine.has(group) && owner && !dead) continue;
+      if (!mine.has(group) && (!owner || dead) && live.length > 1) continue;
+      const from = dead ? { from: owner.worker } : {};
+      if (await this.#leases.acquire(group, from)) await this.#take(group);
     }
   }
 
@@ -266,6 +319,13 @@ export class Worker {
     }
   }
 
+  /** Another worker is gone: out of the list for everyone, and its groups shared out now. */
+  async #died(worker: string): Promise<void> {
+    if (this.#stopped) return;
+    await this.#members.forget(worker).catch(() => undefined);
+    await this.rebalance();
+  }
+
   async #let(group: string, reason: string): Promise<void> {
     this.#stopInspection(group);
     const hosted = this.#hosted.get(group);
@@ -300,12 +360,15 @@ export class Worker {
     if (this.#stopped) return;
     this.#stopped = true;
     clearInterval(this.#timer);
+    this.#deaths.stop();
     await this.#rebalancing;
-    for (const group of [...this.#hosted.keys()]) await this.#let(group, 'shutdown');
+    // All at once: each hands its group over (a last checkpoint, the lease released) on its own.
+    await Promise.all([...this.#hosted.keys()].map((group) => this.#let(group, 'shutdown')));
     await this.#members.leave().catch(() => undefined);
     await this.#leases.close().catch(() => undefined);
     this.#world.close();
     this.#live.close();
+    this.#pings.unsubscribe();
     await this.nc.drain().catch(() => undefined);
     this.#log.info('worker stopped');
   }

@@ -84,8 +84,9 @@ class Harness {
     const seats = engine.state().seats;
     for (const g of GROUPS) {
       const ctx = engine.group(g)!;
-      if (ctx.waiting.length + ctx.snoozed.length > ctx.cap)
-        throw new Error(`group ${g} holds more than its cap ${ctx.cap}`);
+      const cap = engine.settings.groups.find((x) => x.id === g)!.cap;
+      if (ctx.waiting.length + ctx.snoozed.length > cap)
+        throw new Error(`group ${g} holds more than its cap ${cap}`);
       const held = [...ctx.waiting, ...ctx.snoozed].map((e) => e.conversation).sort();
       if (JSON.stringify([...(seats[g] ?? [])].sort()) !== JSON.stringify(held))
         throw new Error(

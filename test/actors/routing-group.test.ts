@@ -4,15 +4,14 @@ import t from 'tap';
 import { initialTransition, transition } from 'xstate';
 import {
   FIRST_RESPONSE_SAMPLES,
-  hasFreeSeat,
   orderWaitingList,
   positionInWaitingList,
   type RoutingGroupContext,
   type RoutingGroupEvent,
   routingGroupMachine,
-  seatsTaken,
   typicalReplyMs,
   type WaitingEntry,
+  waitingListFull,
 } from '../../actors/routing-group.ts';
 
 const WINDOW = 60_000;
@@ -32,18 +31,17 @@ const ids = (entries: readonly WaitingEntry[]) => entries.map((e) => e.conversat
 
 const ctxWith = (waiting: WaitingEntry[], firstResponses: number[] = []): RoutingGroupContext => ({
   id: 'tv',
-  cap: 50,
   waiting,
   snoozed: [],
   firstResponses,
 });
 
-function group(cap: number) {
-  return initialTransition(routingGroupMachine, { id: 'tv', cap })[0];
+function group() {
+  return initialTransition(routingGroupMachine, { id: 'tv' })[0];
 }
 
-function send(events: RoutingGroupEvent[], cap = 10) {
-  let snapshot = group(cap);
+function send(events: RoutingGroupEvent[]) {
+  let snapshot = group();
   for (const e of events) snapshot = transition(routingGroupMachine, snapshot, e)[0];
   return snapshot;
 }
@@ -169,92 +167,49 @@ t.test('typical reply time', async (t) => {
 });
 
 t.test('the cap', async (t) => {
-  t.test('a conversation waits while seats are free', async (t) => {
-    const s = send([{ type: 'wait', entry: entry('a', T0) }], 2);
-    t.same(ids(s.context.waiting), ['a']);
-    t.ok(hasFreeSeat(s.context));
+  t.test('waitingListFull: full when the seats taken reach the cap', async (t) => {
+    t.notOk(waitingListFull(0, 2));
+    t.notOk(waitingListFull(1, 2));
+    t.ok(waitingListFull(2, 2), 'at the cap');
+    t.ok(waitingListFull(3, 2), 'past it (a cap lowered under a full list)');
+    t.ok(waitingListFull(0, 0), 'a cap of 0 takes nobody');
   });
 
-  t.test('a wait beyond the cap changes nothing', async (t) => {
-    const full = send(
-      [
-        { type: 'wait', entry: entry('a', T0) },
-        { type: 'wait', entry: entry('b', T0 + 1) },
-      ],
-      2,
-    );
-    t.notOk(hasFreeSeat(full.context));
-    const [after] = transition(routingGroupMachine, full, {
-      type: 'wait',
-      entry: entry('c', T0 + 2),
-    });
-    t.same(after.context, full.context);
-    t.same(ids(after.context.waiting), ['a', 'b']);
+  t.test('the list keeps whoever the engine seated, in order', async (t) => {
+    const s = send([
+      { type: 'wait', entry: entry('a', T0) },
+      { type: 'snooze', entry: { conversation: 's', until: T0 + 5 } },
+      { type: 'wait', entry: entry('b', T0 + 1) },
+    ]);
+    t.same(ids(s.context.waiting), ['a', 'b']);
+    t.same(s.context.snoozed, [{ conversation: 's', until: T0 + 5 }]);
   });
 
-  t.test('a snooze beyond the cap changes nothing', async (t) => {
-    const full = send(
-      [
-        { type: 'wait', entry: entry('a', T0) },
-        { type: 'snooze', entry: { conversation: 'b', until: T0 + 5 } },
-      ],
-      2,
-    );
-    const [after] = transition(routingGroupMachine, full, {
+  t.test('a wait or snooze of a conversation already listed changes nothing', async (t) => {
+    const s = send([
+      { type: 'wait', entry: entry('a', T0) },
+      { type: 'snooze', entry: { conversation: 's', until: T0 + 5 } },
+    ]);
+    const [again] = transition(routingGroupMachine, s, { type: 'wait', entry: entry('a', T0 + 9) });
+    t.same(again.context, s.context, 'a retried wait');
+    const [snoozeAgain] = transition(routingGroupMachine, s, {
       type: 'snooze',
-      entry: { conversation: 'c', until: T0 + 9 },
+      entry: { conversation: 's', until: T0 + 99 },
     });
-    t.same(after.context, full.context);
-    t.same(after.context.snoozed, [{ conversation: 'b', until: T0 + 5 }]);
+    t.same(snoozeAgain.context, s.context, 'a retried snooze');
   });
 
-  t.test(
-    'snoozed conversations hold seats: a wait beyond waiting + snoozed is refused',
-    async (t) => {
-      const s = send(
-        [
-          { type: 'snooze', entry: { conversation: 's1', until: T0 + 5 } },
-          { type: 'snooze', entry: { conversation: 's2', until: T0 + 6 } },
-          { type: 'wait', entry: entry('a', T0) },
-          { type: 'wait', entry: entry('b', T0) },
-        ],
-        3,
-      );
-      t.equal(seatsTaken(s.context), 3);
-      t.same(ids(s.context.waiting), ['a'], 'only one of the waits found a seat');
-      t.equal(s.context.snoozed.length, 2);
-    },
-  );
-
-  t.test('a conversation that leaves frees its seat for the next', async (t) => {
-    const s = send(
-      [
-        { type: 'wait', entry: entry('a', T0) },
-        { type: 'snooze', entry: { conversation: 's', until: T0 + 5 } },
-        { type: 'leave', conversation: 's' },
-        { type: 'wait', entry: entry('b', T0 + 1) },
-        { type: 'leave', conversation: 'a' },
-        { type: 'wait', entry: entry('c', T0 + 2) },
-      ],
-      2,
-    );
+  t.test('a conversation that leaves is no longer listed', async (t) => {
+    const s = send([
+      { type: 'wait', entry: entry('a', T0) },
+      { type: 'snooze', entry: { conversation: 's', until: T0 + 5 } },
+      { type: 'leave', conversation: 's' },
+      { type: 'wait', entry: entry('b', T0 + 1) },
+      { type: 'leave', conversation: 'a' },
+      { type: 'wait', entry: entry('c', T0 + 2) },
+    ]);
     t.same(ids(s.context.waiting), ['b', 'c']);
     t.same(s.context.snoozed, []);
-  });
-
-  t.test('a larger cap makes room; a smaller one refuses new arrivals', async (t) => {
-    const s = send(
-      [
-        { type: 'wait', entry: entry('a', T0) },
-        { type: 'wait', entry: entry('b', T0) },
-        { type: 'resize', cap: 1 },
-        { type: 'wait', entry: entry('c', T0) },
-        { type: 'resize', cap: 3 },
-        { type: 'wait', entry: entry('d', T0) },
-      ],
-      2,
-    );
-    t.same(ids(s.context.waiting), ['a', 'b', 'd']);
   });
 });
 

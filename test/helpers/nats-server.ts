@@ -26,6 +26,8 @@ export interface NatsServerOptions {
 export interface NatsServer {
   readonly url: string;
   readonly port: number;
+  /** Its `server_name` in a cluster (the name JetStream gives a stream's leader and replicas). */
+  readonly name: string | undefined;
   /** The server's temporary folder: the JetStream store is `<storeDir>/jetstream`, the log `<storeDir>/server.log`. */
   readonly storeDir: string;
   /** The process id, or undefined while the server is not running (after kill or stop). */
@@ -127,7 +129,7 @@ export async function startNatsCluster(
             '',
           ].join('\n'),
         );
-        servers.push(new ServerProcess(root, ['-c', config]));
+        servers.push(new ServerProcess(root, ['-c', config], `${name}-n${i + 1}`));
       }
       options.t?.teardown(() => cluster.stop());
       await Promise.all(servers.map((server) => server.start()));
@@ -157,6 +159,7 @@ function installExitHooks(): void {
 
 class ServerProcess implements NatsServer {
   readonly storeDir: string;
+  readonly name: string | undefined;
   #args: string[];
   #child: ChildProcess | undefined;
   #exited: Promise<void> = Promise.resolve();
@@ -164,8 +167,9 @@ class ServerProcess implements NatsServer {
   #removed = false;
   #watchdog = false;
 
-  constructor(root: string, args: string[]) {
+  constructor(root: string, args: string[], name?: string) {
     this.storeDir = root;
+    this.name = name;
     this.#args = args;
   }
 

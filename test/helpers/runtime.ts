@@ -6,7 +6,12 @@ import pino from 'pino';
 import type { Command, DomainEvent } from '../../actors/events.ts';
 import { HOUR_MS } from '../../actors/settings.ts';
 import { connectNats } from '../../lib/nats/connection.ts';
-import { agentCommandSubject, commandSubject, STREAMS } from '../../lib/nats/streams.ts';
+import {
+  agentCommandSubject,
+  commandMsgId,
+  commandSubject,
+  STREAMS,
+} from '../../lib/nats/streams.ts';
 import { Worker, type WorkerOptions } from '../../lib/worker/worker.ts';
 import { type NatsServer, startNatsServer, type Teardown } from './nats-server.ts';
 import { group, testSettings } from './settings.ts';
@@ -66,7 +71,7 @@ export class Integrator {
       cmd.type === 'SetAgentPresence'
         ? agentCommandSubject(cmd.agent)
         : commandSubject(group, cmd.conversation);
-    await this.js.publish(subject, JSON.stringify(cmd), { msgID: cmd.id });
+    await this.js.publish(subject, JSON.stringify(cmd), { msgID: commandMsgId(cmd) });
     return cmd.id;
   }
 

@@ -18,7 +18,14 @@ export interface WorkerProcess {
 export async function startWorkerProcess(
   url: string,
   settings: Settings,
-  options: { id: string; leaseMs?: number; t?: { teardown(fn: () => unknown): void } },
+  options: {
+    id: string;
+    /** The lease period (default 1000 ms); `null`: the worker's own default. */
+    leaseMs?: number | null;
+    /** More environment for the worker (PARLEY_REPLICAS, say). */
+    env?: Record<string, string>;
+    t?: { teardown(fn: () => unknown): void };
+  },
 ): Promise<WorkerProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
     env: {
@@ -26,7 +33,8 @@ export async function startWorkerProcess(
       NATS_URL: url,
       PARLEY_SETTINGS: JSON.stringify(settings),
       PARLEY_WORKER_ID: options.id,
-      PARLEY_LEASE_MS: String(options.leaseMs ?? 1000),
+      PARLEY_LEASE_MS: options.leaseMs === null ? '' : String(options.leaseMs ?? 1000),
+      ...options.env,
     },
     stdio: ['pipe', 'pipe', 'inherit'],
   });

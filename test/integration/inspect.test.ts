@@ -61,7 +61,10 @@ t.test(
       timers: [],
       context: { id: 'q1', visitor: 'v-q1', group: null },
     });
-    t.ok(bot.recentCommands.includes(started), 'the command that started it is remembered');
+    t.ok(
+      bot.recentCommands.includes(`StartConversation:visitor.v-q1:${started}`),
+      'the command that started it is remembered, by its kind, its sender and its id',
+    );
     t.ok(Math.abs(bot.at - Date.now()) < 5_000, "stamped with the worker's clock");
 
     await it.send({ type: 'Escalate', conversation: 'q1' });

@@ -20,6 +20,7 @@ import {
   ClientMessageId,
   checkAttachments,
   DEFAULT_ATTACHMENT_LIMITS,
+  derivedId,
   IdParam,
   messageInput,
   Open,
@@ -301,7 +302,8 @@ export function agentRoutes(ctx: GatewayContext) {
         checkAttachments(body.attachments, DEFAULT_ATTACHMENT_LIMITS);
         const result = await backend.send({
           type: 'SendMessage',
-          id: `reply:${agent.id}:${body.id}`.slice(0, 128),
+          // The conversation and the agent are in the command's key (streams.ts commandMsgId).
+          id: derivedId('reply', body.id),
           conversation: id,
           author: { kind: 'agent', id: agent.id },
           message: messageInput({

@@ -6,7 +6,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { matchRule, showsChatButton } from '../../../actors/routing.ts';
-import { typicalReplyMs } from '../../../actors/routing-group.ts';
+import { typicalReplyMs, waitingListFull } from '../../../actors/routing-group.ts';
 import { ParleyError } from '../../errors.ts';
 import { SUBJECT_ROOTS } from '../../nats/streams.ts';
 import { throwIfRefused } from '../backend.ts';
@@ -250,7 +250,7 @@ export function visitorRoutes(ctx: GatewayContext) {
           backend.groupContext(rule.target.group),
           anyAgentOnline(rule.target.group),
         ]);
-        const full = group ? seats >= group.cap : false;
+        const full = group ? waitingListFull(seats, group.cap) : false;
         return {
           showChatButton: showsChatButton(rule, full),
           rule: rule.id,
