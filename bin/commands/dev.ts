@@ -2,7 +2,7 @@
 // embedded nats-server with its store in the data folder; then a worker; Ctrl-C stops them all,
 // in the reverse order of their start.
 import { join } from 'node:path';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { loadConfig } from '../../lib/config.ts';
 import { devCredentials, loadCredentials } from '../../lib/gateway/auth.ts';
 import { notificationsFromEnv } from '../../lib/gateway/notifications.ts';
@@ -10,13 +10,16 @@ import { startGateway } from '../../lib/gateway/server.ts';
 import { createLogger } from '../../lib/log.ts';
 import { NATS_URL_FILE, startEmbeddedNats } from '../../lib/nats/embedded.ts';
 import { Worker } from '../../lib/worker/worker.ts';
-import { GATEWAY_ENVIRONMENT_HELP, portOption } from './gateway.ts';
+import { startDemoSite } from './demo-site.ts';
+import { GATEWAY_ENVIRONMENT_HELP, portNumber, portOption } from './gateway.ts';
 import { configOption, dataDirOption, ENVIRONMENT_HELP, onStopSignal } from './worker.ts';
 
 export interface DevCommandOptions {
   readonly config?: string;
   readonly dataDir: string;
   readonly port: number;
+  /** The demo site's port: the gateway's plus one by default (a free one when that is 0); false: none. */
+  readonly demoPort?: number | false;
 }
 
 /** The credentials file `parley dev` makes in the data folder when none is given. */
@@ -31,6 +34,12 @@ export function registerDev(program: Command): Command {
     .addOption(configOption())
     .addOption(dataDirOption())
     .addOption(portOption())
+    .addOption(
+      new Option('--demo-port <port>', "the demo site's port (default: the HTTP port + 1)")
+        .env('PARLEY_DEMO_PORT')
+        .argParser(portNumber),
+    )
+    .option('--no-demo', 'serve no demo site')
     .addHelpText(
       'after',
       `${ENVIRONMENT_HELP}${GATEWAY_ENVIRONMENT_HELP}
@@ -41,8 +50,8 @@ writes its URL to <data dir>/${NATS_URL_FILE}, where the other parley commands f
 PARLEY_CREDENTIALS or PARLEY_VISITOR_SECRET, the gateway's keys (admin, supervisor, one per
 agent) are made once in <data dir>/${DEV_CREDENTIALS_FILE}.`,
     )
-    .action(async (options: DevCommandOptions) => {
-      process.exitCode = await runDev(options);
+    .action(async (options: DevCommandOptions & { demo: boolean }) => {
+      process.exitCode = await runDev({ ...options, ...(options.demo ? {} : { demoPort: false }) });
     });
 }
 
@@ -93,6 +102,11 @@ export async function runDev(
         }
       : loadCredentials(env);
     const notifications = notificationsFromEnv(env);
+    // The demo site first: the gateway must know its origin to let it embed the widget.
+    const demoPort =
+      options.demoPort ?? (options.port === 0 ? 0 : Math.min(options.port + 1, 65_535));
+    const demo = demoPort === false ? undefined : await startDemoSite(demoPort);
+    if (demo) parts.push({ name: 'demo site', stop: () => demo.stop() });
     const gateway = await startGateway({
       url,
       settings,
@@ -100,11 +114,13 @@ export async function runDev(
       log,
       port: options.port,
       ...(notifications ? { notifications } : {}),
+      ...(demo ? { extraOrigins: [demo.origin] } : {}),
     });
     parts.push({ name: 'gateway', stop: () => gateway.stop() });
+    demo?.setGateway(gateway.url);
 
     process.stdout.write(
-      `Parley is running. NATS: ${url} (${where}). HTTP: ${gateway.url}${ownKeys ? ` (keys in ${credentialsFile})` : ''}. Ctrl-C stops it.\n`,
+      `Parley is running. NATS: ${url} (${where}). HTTP: ${gateway.url}${ownKeys ? ` (keys in ${credentialsFile})` : ''}.${demo ? ` Demo page: ${demo.origin}/ (a brand's page with the chat widget).` : ''} Ctrl-C stops it.\n`,
     );
     log.info({ url }, 'parley dev running');
     await stopping.signal;
