@@ -14,7 +14,9 @@ import {
   type Message,
   type MessageInput,
   type NoteKind,
+  type PageView,
   REJECTION_REASONS,
+  type RecordPageView,
   type RejectionCode,
   type RejectionEvent,
   type SendMessage,
@@ -78,6 +80,11 @@ export interface ConversationContext {
     readonly to: TransferTarget;
   }[];
   readonly closedBy: 'agent' | 'visitor' | null;
+  /**
+   * The last {@link PAGE_VIEWS_KEPT} pages the visitor viewed, oldest first; absent from
+   * snapshots written before page views were recorded.
+   */
+  readonly pages?: readonly PageView[];
   readonly survey: {
     readonly csat: number | null;
     readonly nps: number | null;
@@ -94,6 +101,9 @@ export interface ConversationInput {
   readonly at: number;
   readonly message?: MessageInput & { readonly id: string };
 }
+
+/** How many page views a conversation keeps: the visitor's current page and the trail before it. */
+export const PAGE_VIEWS_KEPT = 20;
 
 /** Where an escalation lands, decided by the engine from the groups' free seats. */
 export type Placement =
@@ -121,6 +131,7 @@ export type ConversationMachineEvent =
   | Timed<AnswerSurvey>
   | Timed<BlockVisitor>
   | Timed<SetVisitorPresence>
+  | Timed<RecordPageView>
   | Timed<{ readonly type: 'engine.place'; readonly placement: Placement }>
   | Timed<{ readonly type: 'engine.assign'; readonly agent: string }>
   | Timed<{ readonly type: 'engine.return' }>;
@@ -668,6 +679,19 @@ export function createConversationMachine(settings: Settings) {
           online: e.online,
         });
       }),
+      recordPageView: enqueueActions(({ context, event, enqueue }) => {
+        const e = event as Ev<'RecordPageView'>;
+        const page: PageView = { url: e.url, title: e.title, at: e.at };
+        enqueue.assign({ pages: [...(context.pages ?? []), page].slice(-PAGE_VIEWS_KEPT) });
+        enqueue.emit({
+          type: 'PageViewed',
+          conversation: context.id,
+          group: context.group,
+          at: e.at,
+          visitor: context.visitor,
+          page,
+        });
+      }),
       markRead: enqueueActions(({ context, event, enqueue }) => {
         const e = event as Ev<'MarkRead'>;
         const upToSeq = context.nextSeq - 1;
@@ -711,6 +735,7 @@ export function createConversationMachine(settings: Settings) {
       snoozes: [],
       transfers: [],
       closedBy: null,
+      pages: [],
       survey: null,
     }),
     entry: ['announceStart', 'writeAutomaticMessage', 'writeFirstMessage'],
@@ -723,6 +748,7 @@ export function createConversationMachine(settings: Settings) {
         { guard: 'visitorPresenceChanges', actions: 'recordVisitorPresence' },
         {}, // already so: nothing to say
       ],
+      RecordPageView: { actions: 'recordPageView' },
       MarkRead: [
         { guard: 'byTheVisitor', actions: 'markRead' },
         { actions: { type: 'reject', params: { code: 'not-the-visitor' } } },
@@ -880,6 +906,9 @@ export function createConversationMachine(settings: Settings) {
           ],
           Tag: { actions: { type: 'reject', params: { code: 'not-allowed-in-state' } } },
           Close: { actions: { type: 'reject', params: { code: 'not-allowed-in-state' } } },
+          RecordPageView: {
+            actions: { type: 'reject', params: { code: 'not-allowed-in-state' } },
+          },
           AnswerSurvey: [
             {
               guard: not('byTheVisitor'),

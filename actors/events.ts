@@ -146,6 +146,22 @@ export interface SetVisitorPresence extends CommandBase {
   readonly online: boolean;
 }
 
+/** The visitor opened a page of the brand's site (for the agents: the current page, the trail). */
+export interface RecordPageView extends CommandBase {
+  readonly type: 'RecordPageView';
+  readonly conversation: string;
+  readonly url: string;
+  /** The page's title, as the browser shows it; empty when it has none. */
+  readonly title: string;
+}
+
+/** A page the visitor viewed, as the conversation keeps it. */
+export interface PageView {
+  readonly url: string;
+  readonly title: string;
+  readonly at: number;
+}
+
 export interface SetAgentPresence extends CommandBase {
   readonly type: 'SetAgentPresence';
   readonly agent: string;
@@ -164,7 +180,8 @@ export type ConversationCommand =
   | Close
   | AnswerSurvey
   | BlockVisitor
-  | SetVisitorPresence;
+  | SetVisitorPresence
+  | RecordPageView;
 
 export type Command = ConversationCommand | SetAgentPresence;
 
@@ -316,6 +333,11 @@ export type ConversationEvent =
       readonly type: 'VisitorPresenceChanged';
       readonly visitor: string;
       readonly online: boolean;
+    })
+  | (ConversationEventBase & {
+      readonly type: 'PageViewed';
+      readonly visitor: string;
+      readonly page: PageView;
     })
   | (ConversationEventBase & {
       readonly type: 'MessagesRead';

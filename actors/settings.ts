@@ -90,11 +90,19 @@ export interface CannedAnswer {
   readonly groups: readonly string[];
 }
 
+/** The chat widget's: where it may be embedded (the engine itself does not read them). */
+export interface WidgetSettings {
+  /** Origins (`https://shop.example`) whose pages may embed the widget and call the visitor API. */
+  readonly allowedOrigins: readonly string[];
+}
+
 export interface Settings {
   readonly groups: readonly RoutingGroupSettings[];
   readonly rules: readonly RoutingRule[];
   readonly agents: readonly AgentSettings[];
   readonly cannedAnswers: readonly CannedAnswer[];
+  /** Absent: the widget may be embedded nowhere. */
+  readonly widget?: WidgetSettings;
 }
 
 export const HOUR_MS = 3_600_000;

@@ -38,6 +38,8 @@ export const COMMAND_LIMITS = {
   reasonMaxLength: 2000,
   tagsMaxItems: 20,
   tagMaxLength: 64,
+  pageUrlMaxLength: 2048,
+  pageTitleMaxLength: 512,
 } as const;
 
 // ─── Building blocks ─────────────────────────────────────────────────────────────────────────
@@ -344,6 +346,23 @@ export const SetVisitorPresenceSchema = command(
   { conversation: ConversationId, online: Type.Boolean() },
 );
 
+export const RecordPageViewSchema = command(
+  'RecordPageView',
+  "The visitor opened a page of the brand's site; the conversation keeps the last 20 for the agents.",
+  {
+    conversation: ConversationId,
+    url: Type.String({
+      minLength: 1,
+      maxLength: COMMAND_LIMITS.pageUrlMaxLength,
+      description: 'The page, at most 2,048 characters.',
+    }),
+    title: Type.String({
+      maxLength: COMMAND_LIMITS.pageTitleMaxLength,
+      description: "The page's title, at most 512 characters; empty when it has none.",
+    }),
+  },
+);
+
 export const SetAgentPresenceSchema = command(
   'SetAgentPresence',
   'An agent goes online, away or offline.',
@@ -364,6 +383,7 @@ export const COMMAND_SCHEMAS = {
   AnswerSurvey: AnswerSurveySchema,
   BlockVisitor: BlockVisitorSchema,
   SetVisitorPresence: SetVisitorPresenceSchema,
+  RecordPageView: RecordPageViewSchema,
   SetAgentPresence: SetAgentPresenceSchema,
 } as const satisfies Record<Command['type'], TObject>;
 
@@ -506,6 +526,13 @@ export const COMMAND_EXAMPLES: CommandExamples = {
     conversation: 'c-7f3a9c2e',
     online: false,
   },
+  RecordPageView: {
+    type: 'RecordPageView',
+    id: '8e4b2d6f-0a3c-4f7e-9b1d-5c8a2e6f0d43',
+    conversation: 'c-7f3a9c2e',
+    url: 'https://shop.example/tv/oled-55',
+    title: 'OLED 55" – Shop',
+  },
   SetAgentPresence: {
     type: 'SetAgentPresence',
     id: 'f0c6a2e8-1d5b-4b9f-a7c3-2e8d6f4b1a97',
@@ -573,6 +600,7 @@ export const MINIMAL_COMMAND_EXAMPLES: CommandExamples = {
     agent: 'alice',
   },
   SetVisitorPresence: COMMAND_EXAMPLES.SetVisitorPresence,
+  RecordPageView: { ...COMMAND_EXAMPLES.RecordPageView, title: '' },
   SetAgentPresence: COMMAND_EXAMPLES.SetAgentPresence,
 };
 

@@ -21,6 +21,7 @@ import {
   type RoutingRule,
   type Settings,
   type SnoozeSettings,
+  type WidgetSettings,
 } from '../actors/settings.ts';
 import {
   DURATION_HINT,
@@ -230,6 +231,24 @@ const CannedAnswerFileSchema = Type.Object(
   closed,
 );
 
+const WidgetFileSchema = Type.Object(
+  {
+    allowedOrigins: Type.Optional(
+      Type.Array(
+        Type.String({
+          pattern: '^https?://[^/?#\\s]+$',
+          description: 'An origin: scheme, host and port if not the default, no path.',
+        }),
+        {
+          description:
+            'Origins whose pages may embed the chat widget and call the visitor API from the browser (CORS); none: nowhere.',
+        },
+      ),
+    ),
+  },
+  { ...closed, description: 'The chat widget.' },
+);
+
 /** The schema of the configuration file, as a person writes it. */
 export const ConfigFileSchema = Type.Object(
   {
@@ -246,6 +265,7 @@ export const ConfigFileSchema = Type.Object(
     cannedAnswers: Type.Optional(
       Type.Array(CannedAnswerFileSchema, { description: 'Canned answers.' }),
     ),
+    widget: Type.Optional(WidgetFileSchema),
   },
   {
     ...closed,
@@ -365,6 +385,7 @@ export const SettingsSchema = Type.Object(
         closed,
       ),
     ),
+    widget: Type.Optional(Type.Object({ allowedOrigins: Type.Array(Type.String()) }, closed)),
   },
   closed,
 );
@@ -689,7 +710,29 @@ function normalise(file: ConfigFile, problems: Problems): Settings {
     cannedAnswers: (file.cannedAnswers ?? []).map((answer, i) =>
       cannedAnswer(answer, ['cannedAnswers', i], ctx),
     ),
+    ...(file.widget ? { widget: widgetSettings(file.widget, problems) } : {}),
   };
+}
+
+/** The widget's origins, each exactly as a browser sends it in `Origin` (no path, no slash). */
+function widgetSettings(w: NonNullable<ConfigFile['widget']>, problems: Problems): WidgetSettings {
+  const origins = w.allowedOrigins ?? [];
+  origins.forEach((origin, i) => {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      parsed = undefined;
+    }
+    if (parsed?.origin !== origin) {
+      problems.add(
+        ['widget', 'allowedOrigins', i],
+        `must be an origin as browsers send it, such as https://shop.example (lower case, no path, no default port), got ${show(origin)}${parsed ? `; did you mean ${parsed.origin}?` : ''}`,
+      );
+    }
+  });
+  noRepeats(origins, ['widget', 'allowedOrigins'], 'origin', problems);
+  return { allowedOrigins: [...origins] };
 }
 
 /** GROUP_DEFAULTS overridden by the file's `defaults`. */
@@ -1065,5 +1108,6 @@ export function configDocument(settings: Settings): ConfigFile {
       slots: a.slots,
     })),
     cannedAnswers: settings.cannedAnswers.map((c) => ({ ...c, groups: [...c.groups] })),
+    ...(settings.widget ? { widget: { allowedOrigins: [...settings.widget.allowedOrigins] } } : {}),
   };
 }

@@ -356,6 +356,8 @@ class Demo {
         return `${e.visitor} is ${e.online ? 'online' : 'offline'}`;
       case 'MessagesRead':
         return `${e.visitor} read up to #${e.upToSeq}`;
+      case 'PageViewed':
+        return `${e.visitor} on ${e.page.url}`;
       case 'AgentPresenceChanged':
         return `${this.name(e.agent)} is ${e.presence}`;
       case 'CommandRejected':

@@ -11,7 +11,8 @@ import { startGateway } from '../../lib/gateway/server.ts';
 import { createLogger } from '../../lib/log.ts';
 import { NATS_URL_FILE, startEmbeddedNats } from '../../lib/nats/embedded.ts';
 import { Worker } from '../../lib/worker/worker.ts';
-import { GATEWAY_ENVIRONMENT_HELP, portOption } from './gateway.ts';
+import { startDemoSite } from './demo-site.ts';
+import { GATEWAY_ENVIRONMENT_HELP, portNumber, portOption } from './gateway.ts';
 import {
   configOption,
   dataDirOption,
@@ -27,6 +28,8 @@ export interface DevCommandOptions {
   /** Embedded nats-servers: 1, or a cluster of 3 or 5. */
   readonly cluster?: number;
   readonly replicas?: number;
+  /** The demo site's port: the gateway's plus one by default (a free one when that is 0); false: none. */
+  readonly demoPort?: number | false;
 }
 
 /** The credentials file `parley dev` makes in the data folder when none is given. */
@@ -51,6 +54,12 @@ export function registerDev(program: Command): Command {
       }),
     )
     .addOption(replicasOption())
+    .addOption(
+      new Option('--demo-port <port>', "the demo site's port (default: the HTTP port + 1)")
+        .env('PARLEY_DEMO_PORT')
+        .argParser(portNumber),
+    )
+    .option('--no-demo', 'serve no demo site')
     .addHelpText(
       'after',
       `${ENVIRONMENT_HELP}${GATEWAY_ENVIRONMENT_HELP}
@@ -61,8 +70,8 @@ writes its URL to <data dir>/${NATS_URL_FILE}, where the other parley commands f
 PARLEY_CREDENTIALS or PARLEY_VISITOR_SECRET, the gateway's keys (admin, supervisor, one per
 agent) are made once in <data dir>/${DEV_CREDENTIALS_FILE}.`,
     )
-    .action(async (options: DevCommandOptions) => {
-      process.exitCode = await runDev(options);
+    .action(async (options: DevCommandOptions & { demo: boolean }) => {
+      process.exitCode = await runDev({ ...options, ...(options.demo ? {} : { demoPort: false }) });
     });
 }
 
@@ -131,6 +140,11 @@ export async function runDev(
         }
       : loadCredentials(env);
     const notifications = notificationsFromEnv(env);
+    // The demo site first: the gateway must know its origin to let it embed the widget.
+    const demoPort =
+      options.demoPort ?? (options.port === 0 ? 0 : Math.min(options.port + 1, 65_535));
+    const demo = demoPort === false ? undefined : await startDemoSite(demoPort);
+    if (demo) parts.push({ name: 'demo site', stop: () => demo.stop() });
     const gateway = await startGateway({
       url,
       settings,
@@ -138,11 +152,13 @@ export async function runDev(
       log,
       port: options.port,
       ...(notifications ? { notifications } : {}),
+      ...(demo ? { extraOrigins: [demo.origin] } : {}),
     });
     parts.push({ name: 'gateway', stop: () => gateway.stop() });
+    demo?.setGateway(gateway.url);
 
     process.stdout.write(
-      `Parley is running. NATS: ${url} (${where}). HTTP: ${gateway.url}${ownKeys ? ` (keys in ${credentialsFile})` : ''}. Ctrl-C stops it.\n`,
+      `Parley is running. NATS: ${url} (${where}). HTTP: ${gateway.url}${ownKeys ? ` (keys in ${credentialsFile})` : ''}.${demo ? ` Demo page: ${demo.origin}/ (a brand's page with the chat widget).` : ''} Ctrl-C stops it.\n`,
     );
     log.info({ url }, 'parley dev running');
     await stopping.signal;

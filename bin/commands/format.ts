@@ -169,6 +169,8 @@ export function eventFacts(e: DomainEvent): string {
       return `visitor ${e.visitor} ${e.online ? 'online' : 'offline'}`;
     case 'MessagesRead':
       return `visitor ${e.visitor} read up to #${e.upToSeq}`;
+    case 'PageViewed':
+      return `visitor ${e.visitor} on ${e.page.url}${e.page.title ? ` ${quote(e.page.title)}` : ''}`;
     case 'AgentPresenceChanged':
       return `${e.agent} ${e.presence}`;
     case 'CommandRejected':

@@ -29,17 +29,20 @@ export const GATEWAY_ENVIRONMENT_HELP = `
   PARLEY_IDENTITY_SECRET  shared with the brand's backend, which signs logged-in customers' ids
                           (32+ characters); overrides the file's; unset: anonymous visitors only${NOTIFICATION_ENVIRONMENT_HELP}`;
 
+/** Parses a port number for commander (0: a free one). */
+export function portNumber(value: string): number {
+  const port = Number(value);
+  if (!/^\d+$/.test(value) || port > 65_535) {
+    throw new InvalidArgumentError('a port is a number from 0 to 65535');
+  }
+  return port;
+}
+
 export function portOption(): Option {
   return new Option('--port <port>', 'HTTP port (0: a free one)')
     .env('PORT')
     .default(3000)
-    .argParser((value: string) => {
-      const port = Number(value);
-      if (!/^\d+$/.test(value) || port > 65_535) {
-        throw new InvalidArgumentError('a port is a number from 0 to 65535');
-      }
-      return port;
-    });
+    .argParser(portNumber);
 }
 
 export function registerGateway(program: Command): Command {

@@ -17,6 +17,7 @@ import { BUCKETS } from '../nats/streams.ts';
 import { Reporter } from '../reports/reporter.ts';
 import { Authenticator, type Credentials } from './auth.ts';
 import { Backend } from './backend.ts';
+import { registerCors } from './cors.ts';
 import type { NotificationOptions } from './notifications.ts';
 import { Notifier } from './notifier.ts';
 import { Presence } from './presence.ts';
@@ -25,6 +26,7 @@ import { adminRoutes } from './routes/admin.ts';
 import { agentRoutes } from './routes/agent.ts';
 import { reportRoutes } from './routes/reports.ts';
 import { visitorRoutes } from './routes/visitor.ts';
+import { webRoutes } from './web.ts';
 
 export interface GatewayLimits {
   /** Largest request body, in bytes (default 64 KiB): more gets 413. */
@@ -57,6 +59,10 @@ export interface GatewayOptions {
   readonly limits?: Partial<GatewayLimits>;
   /** Emails and text messages to visitors answered while away (notifications.ts); none when absent. */
   readonly notifications?: NotificationOptions;
+  /** Origins allowed to embed the widget beyond the live configuration's (parley dev's demo page). */
+  readonly extraOrigins?: readonly string[];
+  /** Where the built web files are (default web/dist). */
+  readonly webDir?: string;
 }
 
 /** What the routes share. */
@@ -146,6 +152,16 @@ export async function buildGateway(options: GatewayOptions): Promise<FastifyInst
     ),
     limits,
   };
+
+  // The widget's pages and CORS follow the live configuration's allowed origins.
+  const allowedOrigins = () => [
+    ...(backend.settings.widget?.allowedOrigins ?? []),
+    ...(options.extraOrigins ?? []),
+  ];
+  await registerCors(app, allowedOrigins);
+  await app.register(
+    webRoutes({ allowedOrigins, log: options.log.child({ part: 'web' }), dir: options.webDir }),
+  );
 
   app.get('/healthz', { schema: { hide: true } }, async (_request, reply) => {
     const ok = await backend.healthy();

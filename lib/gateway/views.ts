@@ -71,6 +71,8 @@ export function agentView(c: ConversationInspection) {
     times: ctx.times,
     transfers: ctx.transfers,
     survey: ctx.survey,
+    /** The last pages the visitor viewed, oldest first: the last one is the current page. */
+    pages: ctx.pages ?? [],
     timers: c.timers,
   };
 }

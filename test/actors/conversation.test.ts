@@ -874,3 +874,69 @@ t.test('the engine state restored from JSON goes on exactly as the original', as
   t.same(copy.apply(cmd, at), sim.engine.apply(cmd, at));
   t.same(copy.state(), sim.engine.state());
 });
+
+t.test(
+  'the pages the visitor views are kept, the last 20 only, and refused once closed',
+  async (t) => {
+    const sim = new Simulation(testSettings());
+    sim.do({ type: 'StartConversation', conversation: 'c1', visitor: 'v1', rule: 'direct' });
+    const viewed = sim.do({
+      type: 'RecordPageView',
+      conversation: 'c1',
+      url: 'https://shop.example/tv/1',
+      title: 'TV 1',
+    });
+    t.same(types(viewed), ['PageViewed']);
+    t.match(find(viewed, 'PageViewed'), {
+      visitor: 'v1',
+      page: { url: 'https://shop.example/tv/1', title: 'TV 1', at: sim.clock.now() },
+    });
+    for (let i = 2; i <= 25; i++) {
+      sim.clock.advance(1_000);
+      sim.do({
+        type: 'RecordPageView',
+        conversation: 'c1',
+        url: `https://shop.example/tv/${i}`,
+        title: '',
+      });
+    }
+    const pages = sim.engine.conversation('c1')?.context.pages ?? [];
+    t.equal(pages.length, 20, 'bounded');
+    t.equal(pages[0]?.url, 'https://shop.example/tv/6', 'the oldest kept');
+    t.equal(pages.at(-1)?.url, 'https://shop.example/tv/25', 'the current page last');
+
+    sim.do({ type: 'Close', conversation: 'c1', by: { visitor: 'v1' } });
+    const after = sim.do({
+      type: 'RecordPageView',
+      conversation: 'c1',
+      url: 'https://x.example/',
+      title: '',
+    });
+    t.match(find(after, 'CommandRejected'), { code: 'not-allowed-in-state' });
+    t.equal(
+      sim.engine.conversation('c1')?.context.pages?.length,
+      20,
+      'the trail stays after the close',
+    );
+  },
+);
+
+t.test('a conversation stored before page views existed records its first one', async (t) => {
+  const sim = new Simulation(testSettings());
+  sim.do({ type: 'StartConversation', conversation: 'c1', visitor: 'v1', rule: 'direct' });
+  const state = JSON.parse(JSON.stringify(sim.engine.state()));
+  delete state.conversations.c1.context.pages;
+  const { Engine } = await import('../../actors/engine.ts');
+  const old = Engine.restore(sim.engine.settings, state);
+  const cmd = {
+    type: 'RecordPageView',
+    id: 'p1',
+    conversation: 'c1',
+    url: 'https://a/',
+    title: 'A',
+  } as const;
+  t.match(old.apply(cmd, 5), [
+    { type: 'PageViewed', page: { url: 'https://a/', title: 'A', at: 5 } },
+  ]);
+  t.same(old.conversation('c1')?.context.pages, [{ url: 'https://a/', title: 'A', at: 5 }]);
+});

@@ -72,7 +72,7 @@ t.test('an unknown type is reported alone, with the list of command types', asyn
   const { message, details } = rejection({ ...Escalate, type: 'Explode', conversation: 'a.b' });
   t.equal(
     message,
-    'Invalid command: type: must be one of StartConversation, SendMessage, MarkRead, Escalate, Snooze, SnoozeExpired, Transfer, Tag, Close, AnswerSurvey, BlockVisitor, SetVisitorPresence, SetAgentPresence, got "Explode"',
+    'Invalid command: type: must be one of StartConversation, SendMessage, MarkRead, Escalate, Snooze, SnoozeExpired, Transfer, Tag, Close, AnswerSurvey, BlockVisitor, SetVisitorPresence, RecordPageView, SetAgentPresence, got "Explode"',
   );
   t.equal(details.length, 1, 'no noise from the other commands of the union');
   t.match(details, [{ path: 'type', message: /^must be one of StartConversation, / }]);

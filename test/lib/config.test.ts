@@ -22,6 +22,7 @@ import {
 } from '../../actors/settings.ts';
 import {
   type ConfigProblem,
+  configDocument,
   configJsonSchema,
   DEFAULT_CONFIG_PATH,
   loadConfig,
@@ -692,4 +693,37 @@ t.test('the logger writes JSON lines at LOG_LEVEL and redacts secrets', async (t
     req: { headers: { authorization: '[redacted]' } },
   });
   t.equal(createLogger({}, sink, {}).level, 'info');
+});
+
+t.test('the widget’s allowed origins are origins as browsers send them', async (t) => {
+  const base = 'groups: [{ id: tv, name: TV }]\n';
+  const ok = parseConfig(
+    `${base}widget: { allowedOrigins: ["https://shop.example", "http://127.0.0.1:3001"] }`,
+    'inline',
+  );
+  t.same(ok.widget, { allowedOrigins: ['https://shop.example', 'http://127.0.0.1:3001'] });
+  t.same(
+    validateConfig(configDocument(ok), 'round trip').widget,
+    ok.widget,
+    'kept by the live configuration',
+  );
+  t.equal(parseConfig(base, 'inline').widget, undefined, 'none: nowhere');
+  const refused = (origins: string) => {
+    try {
+      parseConfig(`${base}widget: { allowedOrigins: ${origins} }`, 'inline');
+      return '';
+    } catch (error) {
+      return (error as Error).message;
+    }
+  };
+  t.match(
+    refused('["https://Shop.example"]'),
+    /widget\.allowedOrigins\[0\]: must be an origin .*did you mean https:\/\/shop\.example\?/,
+  );
+  t.match(refused('["https://shop.example:443"]'), /did you mean https:\/\/shop\.example\?/);
+  t.match(refused('["https://shop.example/"]'), /widget\.allowedOrigins\[0\]: must match/);
+  t.match(
+    refused('["https://a.example", "https://a.example"]'),
+    /widget\.allowedOrigins\[1\]: origin "https:\/\/a\.example" is listed twice/,
+  );
 });

@@ -58,6 +58,7 @@ const EVENT_FIELDS = {
   VisitorBlocked: ['type', 'conversation', 'group', 'at', 'visitor', 'agent', 'reason'],
   VisitorPresenceChanged: ['type', 'conversation', 'group', 'at', 'visitor', 'online'],
   MessagesRead: ['type', 'conversation', 'group', 'at', 'visitor', 'upToSeq'],
+  PageViewed: ['type', 'conversation', 'group', 'at', 'visitor', 'page'],
   AgentPresenceChanged: ['type', 'at', 'agent', 'presence'],
   CommandRejected: ['type', 'at', 'command', 'commandType', 'conversation', 'code', 'reason'],
 } as const satisfies { readonly [K in EventType]: readonly FieldsOf<K>[] };

@@ -7,6 +7,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { matchRule, showsChatButton } from '../../../actors/routing.ts';
 import { typicalReplyMs, waitingListFull } from '../../../actors/routing-group.ts';
+import { CLIENT_ID_PATTERN, COMMAND_LIMITS } from '../../commands.ts';
 import { ParleyError } from '../../errors.ts';
 import { SUBJECT_ROOTS } from '../../nats/streams.ts';
 import { throwIfRefused } from '../backend.ts';
@@ -47,6 +48,19 @@ const StartBody = Type.Object(
       }),
     ),
     message: Type.Optional(MessageBody),
+  },
+  closed,
+);
+
+const PageViewBody = Type.Object(
+  {
+    id: Type.String({
+      pattern: CLIENT_ID_PATTERN,
+      description:
+        "The widget's id of this page view (one per page load or URL change): a retry with the same id is recorded once.",
+    }),
+    url: Type.String({ minLength: 1, maxLength: COMMAND_LIMITS.pageUrlMaxLength }),
+    title: Type.Optional(Type.String({ maxLength: COMMAND_LIMITS.pageTitleMaxLength })),
   },
   closed,
 );
@@ -463,6 +477,39 @@ export function visitorRoutes(ctx: GatewayContext) {
         if (!result.applied) return accepted(reply, result.id);
         const read = result.events.find((e) => e.type === 'MessagesRead');
         return { unread: 0, readSeq: read?.type === 'MessagesRead' ? read.upToSeq : null };
+      },
+    );
+
+    app.post(
+      '/visitor/conversations/:id/pages',
+      {
+        ...limited,
+        schema: {
+          tags,
+          summary:
+            'Record a page the visitor viewed (the agents see the current page and the last 20); a retry with the same id is recorded once',
+          params: IdParam,
+          body: PageViewBody,
+          response: responses(
+            { 201: Open({ page: Open({}, 'The page view.') }, 'Recorded.'), 202: Accepted },
+            [404, 409],
+          ),
+        },
+      },
+      async (request, reply) => {
+        const { id } = request.params;
+        await owner(request, id);
+        const result = await backend.send({
+          type: 'RecordPageView',
+          id: derivedId('page', id, request.body.id),
+          conversation: id,
+          url: request.body.url,
+          title: request.body.title ?? '',
+        });
+        throwIfRefused(result);
+        const viewed = result.events.find((e) => e.type === 'PageViewed');
+        if (viewed?.type === 'PageViewed') return reply.code(201).send({ page: viewed.page });
+        return accepted(reply, request.body.id);
       },
     );
 
